@@ -1,0 +1,57 @@
+/**
+ * Every query on tenant-owned tables runs through `tenant` (as `tessera_app`, with the tenant set
+ * for the transaction, so row-level security scopes it) or `system` (as `tessera_system`, for the
+ * few cross-tenant infrastructure jobs that the schema grants explicit policies to). Both use
+ * `set_config(…, true)`: the role and the tenant end with the transaction, so a pooled
+ * connection never carries them to the next user.
+ */
+import * as PgClient from "@effect/sql-pg/PgClient"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import * as Config from "effect/Config"
+import type { ConfigError } from "effect/ConfigError"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Redacted from "effect/Redacted"
+
+export class Database extends Effect.Service<Database>()("@tessera/runtime/Database", {
+  effect: Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+
+    const tenant = (tenantId: string) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+      sql.withTransaction(
+        Effect.zipRight(
+          sql`SELECT set_config('role', 'tessera_app', true), set_config('app.current_tenant_id', ${tenantId}, true)`,
+          effect
+        )
+      ).pipe(Effect.annotateLogs("tenant_id", tenantId))
+
+    const system = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+      sql.withTransaction(
+        Effect.zipRight(sql`SELECT set_config('role', 'tessera_system', true)`, effect)
+      )
+
+    return { sql, tenant, system } as const
+  })
+}) {}
+
+/** A Postgres pool for a URL; `maxConnections` defaults to 20. */
+export const layerPg = (
+  url: Redacted.Redacted,
+  options?: { readonly maxConnections?: number; readonly applicationName?: string }
+): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, SqlError> =>
+  PgClient.layer({
+    url,
+    maxConnections: options?.maxConnections ?? 20,
+    applicationName: options?.applicationName ?? "tessera",
+    connectTimeout: "5 seconds"
+  })
+
+/** `DATABASE_URL` (required), `DATABASE_POOL_SIZE` (default 20). */
+export const layerConfig: Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, ConfigError | SqlError> = Layer.unwrapEffect(
+  Effect.gen(function*() {
+    const url = yield* Config.redacted("DATABASE_URL")
+    const maxConnections = yield* Config.integer("DATABASE_POOL_SIZE").pipe(Config.withDefault(20))
+    return layerPg(url, { maxConnections })
+  })
+)

@@ -1,0 +1,80 @@
+import { assert, describe, it } from "@effect/vitest"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
+import { Database } from "../src/Database.js"
+import * as TestDatabase from "../src/TestDatabase.js"
+
+const seed = Effect.gen(function*() {
+  const db = yield* Database
+  const sql = db.sql
+  yield* sql`INSERT INTO plans (name, limits) VALUES ('free', '{}') ON CONFLICT DO NOTHING`
+  for (const t of ["tenant_a", "tenant_b"]) {
+    yield* db.tenant(t)(Effect.gen(function*() {
+      yield* sql`INSERT INTO tenants (tenant_id, name, plan, limits) VALUES (${t}, ${t}, 'free', '{}')`
+      yield* sql`INSERT INTO sessions (tenant_id, id, user_id, channel) VALUES (${t}, ${`s_${t}`}, 'u1', 'web')`
+    }))
+  }
+})
+
+describe("row-level security", () => {
+  it.layer(TestDatabase.layer)((it) => {
+    it.effect("tenant A cannot read, update or insert tenant B's rows, even by hand-written SQL", () =>
+      Effect.gen(function*() {
+        yield* seed
+        const db = yield* Database
+        const sql = db.sql
+
+        const visible = yield* db.tenant("tenant_a")(sql<{ id: string }>`SELECT id FROM sessions`)
+        assert.deepStrictEqual(visible.map((r) => r.id), ["s_tenant_a"])
+
+        const byHand = yield* db.tenant("tenant_a")(
+          sql<{ id: string }>`SELECT id FROM sessions WHERE tenant_id = 'tenant_b'`
+        )
+        assert.strictEqual(byHand.length, 0)
+
+        const updated = yield* db.tenant("tenant_a")(
+          sql`UPDATE sessions SET status = 'closed' WHERE tenant_id = 'tenant_b' RETURNING id`
+        )
+        assert.strictEqual(updated.length, 0)
+
+        const refused = yield* db.tenant("tenant_a")(
+          sql`INSERT INTO sessions (tenant_id, id, user_id, channel) VALUES ('tenant_b', 'sneaky', 'u', 'web')`
+        ).pipe(Effect.flip)
+        assert.match(refused.cause instanceof Error ? refused.cause.message : "", /row-level security/)
+
+        const stillB = yield* db.tenant("tenant_b")(sql<{ id: string; status: string }>`SELECT id, status FROM sessions`)
+        assert.deepStrictEqual(stillB.map((r) => [r.id, r.status]), [["s_tenant_b", "open"]])
+      }))
+
+    it.effect("without a tenant set, the application role sees nothing", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const rows = yield* sql.withTransaction(
+          Effect.zipRight(sql`SELECT set_config('role', 'tessera_app', true)`, sql`SELECT * FROM sessions`)
+        )
+        assert.strictEqual(rows.length, 0)
+      }))
+
+    it.effect("the application roles are neither superusers, table owners nor RLS bypassers", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const roles = yield* sql<{ rolname: string; rolsuper: boolean; rolbypassrls: boolean }>`
+          SELECT rolname, rolsuper, rolbypassrls FROM pg_roles WHERE rolname IN ('tessera_app', 'tessera_system') ORDER BY rolname`
+        assert.deepStrictEqual(roles.map((r) => [r.rolname, r.rolsuper, r.rolbypassrls]), [
+          ["tessera_app", false, false],
+          ["tessera_system", false, false]
+        ])
+        const owned = yield* sql<{ tablename: string }>`
+          SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tableowner IN ('tessera_app', 'tessera_system')`
+        assert.strictEqual(owned.length, 0)
+        const forced = yield* sql<{ relname: string }>`
+          SELECT relname FROM pg_class WHERE relname IN ('tenants','api_keys','sessions','messages','agent_runs','run_steps','usage_counters','audit_logs','outbox')
+            AND relrowsecurity AND relforcerowsecurity`
+        assert.strictEqual(forced.length, 9)
+        const current = yield* Effect.flatMap(Database, (db) =>
+          db.tenant("tenant_a")(sql<{ role: string; tenant: string }>`SELECT current_user AS role, current_setting('app.current_tenant_id') AS tenant`)
+        )
+        assert.deepStrictEqual(current.map((r) => [r.role, r.tenant]), [["tessera_app", "tenant_a"]])
+      }))
+  })
+})
