@@ -6,6 +6,7 @@
  * superuser, owns a table, or has BYPASSRLS; the connection user only switches into them.
  */
 import * as SqlClient from "@effect/sql/SqlClient"
+import * as Plan from "@tessera/domain/Plan"
 import * as Effect from "effect/Effect"
 
 const tenantTables = [
@@ -53,6 +54,12 @@ export default Effect.gen(function*() {
       limits jsonb NOT NULL,
       features jsonb NOT NULL DEFAULT '[]'
     )`
+
+  for (const plan of Object.values(Plan.builtIn)) {
+    yield* sql`INSERT INTO plans ${
+      sql.insert({ name: plan.name, limits: JSON.stringify(plan.limits), features: JSON.stringify(plan.features) })
+    }`
+  }
 
   yield* sql`
     CREATE TABLE tenants (
