@@ -9,10 +9,11 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Config from "effect/Config"
-import type { ConfigError } from "effect/ConfigError"
+import * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
-import type * as Redacted from "effect/Redacted"
+import * as Redacted from "effect/Redacted"
 
 export class Database extends Effect.Service<Database>()("@tessera/runtime/Database", {
   effect: Effect.gen(function*() {
@@ -47,10 +48,25 @@ export const layerPg = (
     connectTimeout: "5 seconds"
   })
 
+/** A `postgres://` or `postgresql://` URL; anything else is refused with the reason (never the URL: it may hold a password). */
+export const urlConfig = (name: string): Config.Config<Redacted.Redacted> =>
+  Config.redacted(name).pipe(Config.mapOrFail((url) => {
+    const fail = (why: string) => Either.left(ConfigError.InvalidData([name], why))
+    let parsed: URL
+    try {
+      parsed = new URL(Redacted.value(url))
+    } catch {
+      return fail("is not a URL (expected postgres://user:password@host:5432/database)")
+    }
+    return parsed.protocol === "postgres:" || parsed.protocol === "postgresql:"
+      ? Either.right(url)
+      : fail(`has protocol ${parsed.protocol} (expected postgres:)`)
+  }))
+
 /** `DATABASE_URL` (required), `DATABASE_POOL_SIZE` (default 20). */
-export const layerConfig: Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, ConfigError | SqlError> = Layer.unwrapEffect(
+export const layerConfig: Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, ConfigError.ConfigError | SqlError> = Layer.unwrapEffect(
   Effect.gen(function*() {
-    const url = yield* Config.redacted("DATABASE_URL")
+    const url = yield* urlConfig("DATABASE_URL")
     const maxConnections = yield* Config.integer("DATABASE_POOL_SIZE").pipe(Config.withDefault(20))
     return layerPg(url, { maxConnections })
   })

@@ -6,9 +6,14 @@ import * as Migrator from "@effect/sql/Migrator"
 import * as Effect from "effect/Effect"
 import core from "./migrations/0001_core.js"
 
-export const loader: Migrator.Loader = Migrator.fromRecord({
+const migrations = {
   "0001_core": core
-})
+}
+
+export const loader: Migrator.Loader = Migrator.fromRecord(migrations)
+
+/** The id of the newest migration this build knows. */
+export const latest: number = Object.keys(migrations).length
 
 export const run = Migrator.make({})({ loader }).pipe(
   Effect.tap((applied) =>

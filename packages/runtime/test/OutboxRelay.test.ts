@@ -1,0 +1,208 @@
+/**
+ * The outbox relay against the real Postgres (a fresh database for this file) and the real NATS
+ * at `NATS_URL` (a stream and subject prefix of this file's own, deleted at the end). Waiting for
+ * the broker is a JetStream fetch with a short expiry: broker I/O, not a sleep.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { EventEnvelope, type EventType } from "@tessera/domain/Event"
+import * as Chunk from "effect/Chunk"
+import * as Config from "effect/Config"
+import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
+import * as TestClock from "effect/TestClock"
+import { randomBytes } from "node:crypto"
+import { Database } from "../src/Database.js"
+import { type Delivery, EventBus, type SubscribeOptions } from "../src/EventBus.js"
+import * as NatsEventBus from "../src/NatsEventBus.js"
+import * as Outbox from "../src/Outbox.js"
+import * as OutboxRelay from "../src/OutboxRelay.js"
+import * as TestDatabase from "../src/TestDatabase.js"
+
+const suffix = randomBytes(5).toString("hex")
+const prefix = `test${suffix}`
+const stream = `TEST_OUTBOX_${suffix}`
+
+const natsUrl = Config.string("NATS_URL").pipe(Config.withDefault("nats://127.0.0.1:4222"))
+
+const busLayer = Layer.unwrapEffect(
+  Effect.map(natsUrl, (servers) => NatsEventBus.layer({ servers, prefix, stream, deleteStreamOnClose: true }))
+).pipe(Layer.orDie)
+
+const event = (tenantId: string, eventId: string, eventType: EventType = "agent.run.completed") =>
+  new EventEnvelope({
+    event_type: eventType,
+    event_id: eventId,
+    timestamp: DateTime.unsafeMake(0),
+    tenant_id: tenantId,
+    user_id: "u1",
+    run_id: "run_1",
+    workflow: "echo",
+    tier: null,
+    metadata: {},
+    payload: { answer: 42 }
+  })
+
+/** A tenant row and its events, committed together (or not at all). */
+const createTenant = (tenantId: string, events: ReadonlyArray<EventEnvelope>) =>
+  Effect.gen(function*() {
+    const db = yield* Database
+    const sql = db.sql
+    yield* sql`INSERT INTO plans (name, limits) VALUES ('free', '{}') ON CONFLICT DO NOTHING`
+    yield* db.tenant(tenantId)(Effect.gen(function*() {
+      yield* sql`INSERT INTO tenants (tenant_id, name, plan, limits) VALUES (${tenantId}, ${tenantId}, 'free', '{}')`
+      yield* Outbox.append(events)
+    }))
+  })
+
+const outboxRow = (eventId: string) =>
+  Effect.flatMap(Database, (db) =>
+    db.system(db.sql<{ published: boolean }>`SELECT published_at IS NOT NULL AS published FROM outbox WHERE event_id = ${eventId}`)
+  )
+
+/** Everything the durable consumer has, acknowledged; stops at the first empty (1 s) fetch. */
+const drain = (options: SubscribeOptions) =>
+  Effect.gen(function*() {
+    const bus = yield* EventBus
+    const all: Array<Delivery> = []
+    for (let i = 0; i < 20; i++) {
+      const batch = yield* bus.fetch({ ...options, max: 100, expires: "1 second" })
+      if (batch.length === 0) break
+      yield* Effect.forEach(batch, (delivery) => delivery.ack)
+      all.push(...batch)
+    }
+    return all
+  })
+
+const ids = (deliveries: ReadonlyArray<Delivery>) => deliveries.map((d) => d.envelope.event_id)
+
+describe("OutboxRelay with Postgres and JetStream", () => {
+  it.layer(Layer.merge(TestDatabase.layer, busLayer), { timeout: "60 seconds" })((it) => {
+    it.effect("an event committed with its state change reaches a durable consumer exactly once, across a relay crash", () =>
+      Effect.gen(function*() {
+        const eventId = "acme:run_1:completed"
+        yield* createTenant("acme", [event("acme", eventId)])
+        assert.deepStrictEqual(yield* outboxRow(eventId), [{ published: false }])
+
+        // The relay publishes, then dies before marking: the marks roll back with it.
+        const crashed = yield* Effect.exit(OutboxRelay.relayOnce({ beforeMark: Effect.dieMessage("crash after publish") }))
+        assert.isTrue(Exit.isFailure(crashed))
+        assert.deepStrictEqual(yield* outboxRow(eventId), [{ published: false }])
+        // …but the event did reach the broker.
+        const beforeRestart = yield* drain({ durable: "acme_early", subjects: ["agent.run.*"], tenantId: "acme" })
+        assert.deepStrictEqual(ids(beforeRestart), [eventId])
+
+        // A fresh relay republishes the same event_id; JetStream drops the duplicate.
+        const published = yield* OutboxRelay.relayOnce()
+        assert.strictEqual(published, 1)
+        assert.deepStrictEqual(yield* outboxRow(eventId), [{ published: true }])
+        assert.strictEqual(yield* OutboxRelay.relayOnce(), 0)
+
+        assert.deepStrictEqual(ids(yield* drain({ durable: "acme_early", subjects: ["agent.run.*"], tenantId: "acme" })), [])
+        const received = yield* drain({ durable: "acme_runs", subjects: ["agent.run.*"], tenantId: "acme" })
+        assert.deepStrictEqual(ids(received), [eventId])
+        assert.strictEqual(received[0]!.subject, `${prefix}.acme.agent.run.completed`)
+        assert.strictEqual(received[0]!.deliveryCount, 1)
+        assert.deepStrictEqual(received[0]!.envelope.payload, { answer: 42 })
+      }))
+
+    it.effect("an event from a rolled-back transaction is never published", () =>
+      Effect.gen(function*() {
+        const db = yield* Database
+        const eventId = "ghost:run_1:completed"
+        const failed = yield* db.tenant("ghost")(Effect.gen(function*() {
+          yield* db.sql`INSERT INTO tenants (tenant_id, name, plan, limits) VALUES ('ghost', 'ghost', 'free', '{}')`
+          yield* Outbox.append([event("ghost", eventId)])
+          return yield* Effect.fail("validation failed after the write")
+        })).pipe(Effect.flip)
+        assert.strictEqual(failed, "validation failed after the write")
+        assert.deepStrictEqual(yield* outboxRow(eventId), [])
+
+        yield* OutboxRelay.relayOnce()
+        const received = yield* drain({ durable: "ghost_all", subjects: [">"], tenantId: "ghost" })
+        assert.deepStrictEqual(ids(received), [])
+      }))
+
+    it.effect("a consumer filtered on one tenant does not get another tenant's events", () =>
+      Effect.gen(function*() {
+        yield* createTenant("tenant_a", [event("tenant_a", "a:1")])
+        yield* createTenant("tenant_b", [event("tenant_b", "b:1"), event("tenant_b", "b:2", "tool.call.failed")])
+        yield* OutboxRelay.relayOnce()
+
+        const onlyA = yield* drain({ durable: "only_a", subjects: ["agent.run.*", "tool.call.*"], tenantId: "tenant_a" })
+        assert.deepStrictEqual(ids(onlyA), ["a:1"])
+        const onlyB = yield* drain({ durable: "only_b", subjects: ["agent.run.*", "tool.call.*"], tenantId: "tenant_b" })
+        assert.deepStrictEqual(ids(onlyB).sort(), ["b:1", "b:2"])
+        const everyone = yield* drain({ durable: "completed_all", subjects: ["agent.run.completed"] })
+        assert.includeMembers(ids(everyone), ["a:1", "b:1"])
+        assert.notInclude(ids(everyone), "b:2")
+      }))
+
+    it.effect("concurrent relays publish each row once", () =>
+      Effect.gen(function*() {
+        const events = Array.from({ length: 30 }, (_, i) => event("busy", `busy:${i}`))
+        yield* createTenant("busy", events)
+        const relayUntilEmpty = Effect.iterate(0, {
+          while: (n) => n >= 0,
+          body: (n) => Effect.map(OutboxRelay.relayOnce({ batchSize: 4 }), (k) => k === 0 ? -1 - n : n + k)
+        }).pipe(Effect.map((n) => -1 - n))
+        const counts = yield* Effect.all([relayUntilEmpty, relayUntilEmpty, relayUntilEmpty], { concurrency: "unbounded" })
+        assert.strictEqual(counts.reduce((a, b) => a + b, 0), 30)
+
+        const received = yield* drain({ durable: "busy_all", subjects: [">"], tenantId: "busy" })
+        assert.deepStrictEqual(ids(received).sort(), events.map((e) => e.event_id).sort())
+      }))
+
+    it.effect("the relay layer publishes in the background on its schedule", () =>
+      Effect.gen(function*() {
+        yield* createTenant("bg", [event("bg", "bg:1")])
+        yield* Layer.build(OutboxRelay.layer({ interval: "200 millis" }))
+        // The first tick runs at once; the next one waits for the (test) clock.
+        const first = yield* drain({ durable: "bg_all", subjects: [">"], tenantId: "bg" })
+        assert.deepStrictEqual(ids(first), ["bg:1"])
+
+        yield* Effect.flatMap(Database, (db) =>
+          db.tenant("bg")(Outbox.append([event("bg", "bg:2", "agent.run.started")])))
+        const later: Array<Delivery> = []
+        for (let i = 0; i < 10 && later.length === 0; i++) {
+          yield* TestClock.adjust("200 millis")
+          later.push(...(yield* drain({ durable: "bg_all", subjects: [">"], tenantId: "bg" })))
+        }
+        assert.deepStrictEqual(ids(later), ["bg:2"])
+        assert.deepStrictEqual(yield* outboxRow("bg:2"), [{ published: true }])
+      }).pipe(Effect.scoped))
+
+    it.effect("a restarted durable subscription continues after its last acknowledged event", () =>
+      Effect.gen(function*() {
+        const bus = yield* EventBus
+        yield* bus.publish(event("resume", "resume:1"))
+        yield* bus.publish(event("resume", "resume:1"))
+        yield* bus.publish(event("resume", "resume:2", "agent.run.failed"))
+        const options = { durable: "resume_runs", subjects: ["agent.run.completed", "agent.run.failed"], tenantId: "resume" }
+
+        const first = yield* Stream.runCollect(Stream.take(bus.subscribe(options), 1))
+        assert.deepStrictEqual(ids(Chunk.toReadonlyArray(first)), ["resume:1"])
+        yield* Chunk.unsafeGet(first, 0).ack
+
+        const rest = yield* drain(options)
+        assert.deepStrictEqual(ids(rest), ["resume:2"])
+      }))
+  })
+
+  it.effect("a bad NATS URL or an unreachable server is an EventBusError that says so", () =>
+    Effect.gen(function*() {
+      const bad = yield* Effect.flip(Effect.scoped(Layer.build(NatsEventBus.layer({ servers: "not a url" }))))
+      assert.strictEqual(bad._tag, "EventBusError")
+      assert.strictEqual(bad.operation, "connect")
+      assert.match(bad.reason, /invalid NATS server URL/)
+
+      const refused = yield* Effect.flip(
+        Effect.scoped(Layer.build(NatsEventBus.layer({ servers: "nats://user:secret@127.0.0.1:1" })))
+      )
+      assert.strictEqual(refused.operation, "connect")
+      assert.match(refused.reason, /cannot connect to nats:\/\/127\.0\.0\.1:1/)
+      assert.notMatch(refused.reason, /secret/)
+    }))
+})

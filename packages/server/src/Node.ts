@@ -1,0 +1,81 @@
+/**
+ * The processes `tessera` starts. Both migrate first, host every entity and the run recovery
+ * singleton, relay the outbox to the event bus, and serve health on `PORT`.
+ *
+ * - `dev`: one node on the embedded defaults. Postgres is `DATABASE_URL` when set, otherwise
+ *   the embedded server in `.tessera/pg`; events go to NATS when `NATS_URL` is set, otherwise to
+ *   the in-process bus. Provisions the demo tenant.
+ * - `runner`: a cluster node for production: `DATABASE_URL` is required, `NATS_URL` selects
+ *   JetStream, `RUNNER_HOST`/`RUNNER_PORT` address it in the cluster.
+ */
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as ClusterRunner from "@tessera/runtime/ClusterRunner"
+import * as Database from "@tessera/runtime/Database"
+import * as EmbeddedPostgres from "@tessera/runtime/EmbeddedPostgres"
+import * as Entities from "@tessera/runtime/Entities"
+import * as MemoryEventBus from "@tessera/runtime/MemoryEventBus"
+import * as Migrations from "@tessera/runtime/Migrations"
+import * as NatsEventBus from "@tessera/runtime/NatsEventBus"
+import * as OutboxRelay from "@tessera/runtime/OutboxRelay"
+import * as Config from "effect/Config"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import { createServer } from "node:http"
+import * as Demo from "./Demo.js"
+import * as Health from "./Health.js"
+
+const port = Config.port("PORT").pipe(Config.withDefault(8080))
+
+const httpServer = Layer.unwrapEffect(
+  Effect.map(port, (port) =>
+    HttpServer.serve(Health.routes).pipe(
+      Layer.provide(NodeHttpServer.layer(createServer, { port, host: "0.0.0.0" }))
+    ))
+)
+
+/** NATS when `NATS_URL` is set, the in-process bus otherwise. */
+const eventBus = Layer.unwrapEffect(
+  Effect.map(Config.option(Config.string("NATS_URL")), (url) =>
+    Option.isSome(url) ? NatsEventBus.layerConfig : MemoryEventBus.layer)
+)
+
+const migrated = Layer.effectDiscard(Migrations.run)
+
+/** What every node runs on top of its database and sharding. */
+const node = <E, R>(extra: Layer.Layer<never, E, R>) =>
+  Layer.mergeAll(Entities.layer, OutboxRelay.layer(), httpServer, extra).pipe(
+    Layer.provide(eventBus),
+    Layer.provide(migrated)
+  )
+
+const database = Layer.unwrapEffect(
+  Effect.map(Config.option(Config.string("DATABASE_URL")), (url) =>
+    Option.isSome(url) ? Database.layerConfig : EmbeddedPostgres.layerPgClient)
+)
+
+const demo: Layer.Layer<never, never, Demo.Requirements> = Layer.effectDiscard(
+  Effect.gen(function*() {
+    const port = yield* Effect.orDie(Config.port("PORT").pipe(Config.withDefault(8080)))
+    yield* Demo.provision({ dir: ".tessera", baseUrl: `http://localhost:${port}` })
+  }).pipe(Effect.orDie)
+)
+
+export const dev = node(demo).pipe(
+  Layer.provide(ClusterRunner.layerSingle()),
+  Layer.provideMerge(Database.Database.Default),
+  Layer.provideMerge(database),
+  Layer.provide(NodeContext.layer)
+)
+
+export const runner = node(Layer.empty).pipe(
+  Layer.provide(ClusterRunner.layerSocketConfig),
+  Layer.provideMerge(Database.Database.Default),
+  Layer.provideMerge(Database.layerConfig)
+)
+
+export const migrate = Migrations.run.pipe(
+  Effect.provide(Database.layerConfig)
+)
