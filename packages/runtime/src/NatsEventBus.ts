@@ -9,16 +9,19 @@
  * merged; a consumer with one subject is the JetStream consumer `<durable>`.
  */
 import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import type { ConfigError } from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Mailbox from "effect/Mailbox"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import {
@@ -80,6 +83,12 @@ const safeServers = (servers: string): ReadonlyArray<string> | undefined => {
   }
   return out.length === 0 ? undefined : out
 }
+
+/** How long one pull of a subscription waits on the server (JetStream's minimum is 1 s). */
+const pullExpiresMillis = 2000
+
+/** Adapter timers (retry backoff, stop timeout) run on real time even under a test clock. */
+const liveClock = Clock.make()
 
 const streamNameOf = (prefix: string) => prefix.toUpperCase().replace(/[^A-Z0-9_-]/g, "_")
 
@@ -210,34 +219,59 @@ export const make = (options: Options): Effect.Effect<EventBus["Type"], EventBus
           }
         }),
 
-      // Deliveries land in one mailbox (bounded by each consumer's max_ack_pending) and are taken
-      // one at a time; when the stream stops, those not yet taken are handed back (nak) for
-      // immediate redelivery instead of waiting out the ack wait.
+      // Each JetStream consumer is pulled in a loop of bounded pulls (`pullExpiresMillis`, up to 256
+      // messages); deliveries land in one mailbox and are taken one at a time (across several
+      // filters, in arrival order). Stopping never cancels a pull on the wire: a pull cancelled
+      // client-side (unsubscribing its inbox) drops the messages the server already sent it, and
+      // those stay pending until the ack wait runs out. Instead the stream lets each outstanding
+      // pull end, then hands back (nak) everything it received but did not give out, for
+      // immediate redelivery. Stopping therefore takes up to `pullExpiresMillis`.
       subscribe: (options) =>
         Stream.unwrapScoped(Effect.gen(function*() {
           const found = yield* consumersOf(options)
           const mailbox = yield* Mailbox.make<JsMsg, EventBusError>()
-          yield* Effect.addFinalizer(() =>
-            mailbox.clear.pipe(
-              Effect.flatMap((left) => Effect.sync(() => Chunk.forEach(left, (msg) => msg.nak()))),
-              Effect.ignore
+          let stopping = false
+          const pullOnce = (consumer: Consumer) =>
+            Effect.tryPromise({
+              try: async () => {
+                const late: Array<JsMsg> = []
+                try {
+                  const batch = await consumer.fetch({ max_messages: 256, expires: pullExpiresMillis })
+                  for await (const msg of batch) {
+                    if (stopping) late.push(msg)
+                    else mailbox.unsafeOffer(msg)
+                  }
+                } finally {
+                  // Arrived after the stream stopped. Handed back only now that this pull is over,
+                  // so the redelivery goes to the next consumer of the durable, not to this pull.
+                  for (const msg of late) msg.nak()
+                }
+              },
+              catch: fail("subscribe")
+            })
+          const pullLoop = (consumer: Consumer) =>
+            pullOnce(consumer).pipe(
+              // A failed pull (a reconnect, a server restart) is retried a few times before the
+              // stream fails; real time, not the test clock.
+              Effect.retry({ schedule: Schedule.exponential("200 millis"), times: 4, while: () => !stopping }),
+              Effect.repeat({ while: () => !stopping }),
+              Effect.catchAll((error) => Effect.sync(() => mailbox.unsafeDone(Exit.fail(error)))),
+              Effect.withClock(liveClock)
             )
+          const loops = yield* Effect.forEach(found, (consumer) => Effect.forkDaemon(pullLoop(consumer)))
+          yield* Effect.addFinalizer(() =>
+            Effect.gen(function*() {
+              stopping = true
+              yield* Fiber.awaitAll(loops).pipe(
+                Effect.timeout(pullExpiresMillis + 5000),
+                Effect.ignore,
+                Effect.withClock(liveClock)
+              )
+              yield* Fiber.interruptAll(loops)
+              const left = yield* mailbox.clear
+              Chunk.forEach(left, (msg) => msg.nak())
+            }).pipe(Effect.ignore)
           )
-          yield* Effect.forEach(found, (consumer) =>
-            Effect.acquireRelease(
-              Effect.tryPromise({
-                try: () => consumer.consume({ max_messages: 256, callback: (msg) => mailbox.unsafeOffer(msg) }),
-                catch: fail("subscribe")
-              }),
-              (messages) => Effect.sync(() => messages.stop())
-            ).pipe(Effect.tap((messages) =>
-              Effect.sync(() => {
-                messages.closed().then(
-                  (error) => error ? mailbox.unsafeDone(Exit.fail(fail("subscribe")(error))) : false,
-                  (error: unknown) => mailbox.unsafeDone(Exit.fail(fail("subscribe")(error)))
-                )
-              })
-            )))
           return Stream.repeatEffectOption(
             mailbox.take.pipe(
               Effect.mapError((error) => error._tag === "EventBusError" ? Option.some(error) : Option.none()),

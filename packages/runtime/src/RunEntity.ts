@@ -40,6 +40,7 @@ const parseAddress = (entityId: string) => {
 export const layer: Layer.Layer<never, never, Database | SqlClient.SqlClient | Sharding> = RunEntity.toLayer(
   Effect.gen(function*() {
     const address = yield* Entity.CurrentAddress
+    const runner = yield* Entity.CurrentRunnerAddress
     const { runId, tenantId } = parseAddress(address.entityId)
     const tenants = yield* TenantEntity.client
     const executing = yield* Effect.makeSemaphore(1)
@@ -69,7 +70,8 @@ export const layer: Layer.Layer<never, never, Database | SqlClient.SqlClient | S
           startedAt,
           finishedAt: new Date(),
           first,
-          last: seq === plan.length - 1
+          last: seq === plan.length - 1,
+          runner: `${runner.host}:${runner.port}`
         })
         first = false
       }

@@ -58,6 +58,8 @@ export interface StepWrite {
   readonly first: boolean
   /** Last step of the plan: also completes the run with this output. */
   readonly last: boolean
+  /** The runner executing the step (`host:port`), recorded on the run. */
+  readonly runner: string
 }
 
 /** Journals one finished step with its events; folds the run's start and completion in. */
@@ -66,7 +68,7 @@ export const appendStep = (run: RunRow, step: StepWrite): Effect.Effect<void, Sq
     tenant(run.tenant_id)(Effect.gen(function*() {
       const events: Array<EventEnvelope> = []
       if (step.first) {
-        const started = yield* sql`UPDATE agent_runs SET status = 'started', attempts = attempts + 1, updated_at = now()
+        const started = yield* sql`UPDATE agent_runs SET status = 'started', attempts = attempts + 1, runner = ${step.runner}, updated_at = now()
           WHERE tenant_id = ${run.tenant_id} AND id = ${run.id} AND status IN ('requested', 'started') RETURNING status`
         if (started.length === 0) return yield* new JournalConflict({ runId: run.id })
         if (run.status === "requested") events.push(event(run, "agent.run.started", { attempt: run.attempts + 1 }))

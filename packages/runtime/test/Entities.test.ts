@@ -29,6 +29,16 @@ const activationCount = (entityType: string) =>
 
 const tenantId = TenantId.make("acme")
 
+/**
+ * Runs go on after `Send` answers; wait (on Postgres, not on the clock) until none is unfinished,
+ * so the test's assertions see them done and the cluster shuts down with no run mid-step.
+ */
+const runsSettled = Effect.gen(function*() {
+  const db = yield* Database
+  const rows = yield* db.system(db.sql<{ n: string }>`SELECT count(*) AS n FROM agent_runs WHERE status IN ('requested', 'started')`)
+  return Number(rows[0]?.n ?? 0)
+}).pipe(Effect.repeat({ until: (unfinished) => unfinished === 0 }))
+
 describe("Tenant", () => {
   it.scoped("Admit denies past the plan's request limit and admits again after the window", () =>
     Effect.gen(function*() {
@@ -90,6 +100,7 @@ describe("Session", () => {
       for (const message of ["hello", "where is my order 1234?", "thanks"]) {
         sent.push((yield* session.Send({ message, userId })).runId)
       }
+      yield* runsSettled
       const before = yield* activationCount("Session")
 
       // Past the idle timeout (5 minutes) and the reaper's resolution, the entity is gone.
@@ -119,6 +130,7 @@ describe("Session", () => {
       const userId = UserId.make("u2")
       yield* session.Open({ userId, channel: "api" })
       for (let i = 1; i <= 60; i++) yield* session.Send({ message: `m${i}`, userId })
+      yield* runsSettled
       const last = yield* session.History({ limit: 10 })
       assert.deepStrictEqual(last.entries.map((e) => e.content), Array.from({ length: 10 }, (_, i) => `m${51 + i}`))
       assert.strictEqual(last.nextBefore, 51)

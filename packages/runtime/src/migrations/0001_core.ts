@@ -126,6 +126,7 @@ export default Effect.gen(function*() {
       output jsonb,
       error text,
       attempts integer NOT NULL DEFAULT 0,
+      runner text,
       created_at timestamptz NOT NULL DEFAULT now(),
       updated_at timestamptz NOT NULL DEFAULT now(),
       finished_at timestamptz,
