@@ -182,7 +182,10 @@ const program = (s: Settings) =>
 
     const pg = yield* sql<{ server_version: string }>`SHOW server_version`
     console.log("Tessera entity benchmark")
-    console.log(`  node ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? "?"}), Postgres ${pg[0]?.server_version ?? "?"}`)
+    console.log(
+      `  node ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? "?"}), ` +
+        `load average ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}, Postgres ${pg[0]?.server_version ?? "?"}`
+    )
     console.log(
       `  ${s.seconds} s per figure after ${s.warmupSeconds} s warm-up; one PgClient pool of ${s.poolSize} connections ` +
         "shared by cluster storage, entities and the raw baseline"
@@ -376,6 +379,8 @@ const program = (s: Settings) =>
 const main = Effect.gen(function*() {
   const s = yield* settings
   yield* Effect.scoped(program(s)).pipe(Effect.provide(layerBench(s.poolSize)))
-}).pipe(Logger.withMinimumLogLevel(LogLevel.Warning))
+  // Errors only: the runtime's teardown warnings (runner deregistration) are not results. Failed
+  // operations are counted, and the first failure of each figure printed, by the benchmark itself.
+}).pipe(Logger.withMinimumLogLevel(LogLevel.Error))
 
 NodeRuntime.runMain(main)

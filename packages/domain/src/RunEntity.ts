@@ -1,7 +1,7 @@
 /**
  * The Run actor (entity id = `<tenant>/<run>`): one execution of one workflow, event-sourced on
- * its journal in Postgres. `Start` and `Resume` are idempotent: both replay the journal and go on
- * from the first unfinished step, so the recovery scan may send `Resume` to any run at any time.
+ * its journal in Postgres. `Start` is idempotent: it replays the journal and goes on from the
+ * first unfinished step, so the recovery scan may send it to any run at any time.
  */
 import { Entity } from "@effect/cluster"
 import { Rpc } from "@effect/rpc"
@@ -12,7 +12,7 @@ import { Run } from "./Run.js"
 
 export const entityId = (tenantId: TenantId, runId: RunId): string => `${tenantId}/${runId}`
 
-/** Runs the run to its end (or to cancellation); callers that do not wait send it with `discard`. */
+/** Sets the run going on its entity and answers at once; `Status` follows it. */
 export const Start = Rpc.make("Start", {
   error: Schema.Union(RunNotFound, StorageError)
 })

@@ -2,6 +2,9 @@
  * The echo workflow: one step, `echo`, whose output is the run's input message, returned
  * verbatim. It exists so the Run journal, recovery and events can be exercised end to end before
  * the workflow engine lands; it is not an answer to the user and says so in its output.
+ *
+ * A caller may ask the step to hold before answering with `context.echo_delay_ms` (0–10 000),
+ * which keeps a run in flight long enough to cancel it or to kill its runner.
  */
 import * as Effect from "effect/Effect"
 
@@ -13,15 +16,29 @@ export interface Step {
 
 export const name = "echo"
 
-const messageOf = (input: unknown): string =>
-  typeof input === "object" && input !== null && "message" in input && typeof input.message === "string"
-    ? input.message
-    : ""
+const maxDelayMs = 10_000
+
+const field = (value: unknown, key: string): unknown =>
+  typeof value === "object" && value !== null && key in value ? Reflect.get(value, key) : undefined
+
+const messageOf = (input: unknown): string => {
+  const message = field(input, "message")
+  return typeof message === "string" ? message : ""
+}
+
+const delayOf = (input: unknown): number => {
+  const delay = field(field(input, "context"), "echo_delay_ms")
+  return typeof delay === "number" && Number.isFinite(delay) ? Math.min(Math.max(0, delay), maxDelayMs) : 0
+}
 
 export const steps: ReadonlyArray<Step> = [
   {
     id: "echo",
     kind: "echo",
-    execute: (input) => Effect.succeed({ echo: messageOf(input), note: "echo step: input returned unchanged" })
+    execute: (input) =>
+      Effect.as(Effect.sleep(delayOf(input)), {
+        echo: messageOf(input),
+        note: "echo step: input returned unchanged"
+      })
   }
 ]

@@ -1,6 +1,7 @@
 /**
- * Behaviour of the Run actor: replays the journal on every `Start` and executes the plan from
- * its first unjournaled step. `Start` is idempotent and serialised per run, so the recovery scan
+ * Behaviour of the Run actor: `Start` replays the journal and executes the plan from its first
+ * unjournaled step in the entity's own scope, answering as soon as the run is under way. `Start`
+ * is idempotent (a run already executing here, or finished, is left alone), so the recovery scan
  * (RunRecovery) can wake any unfinished run on whichever runner now owns its shard; a step that
  * another activation journaled first is never finished twice (see RunJournal).
  */
@@ -8,12 +9,11 @@ import { Entity } from "@effect/cluster"
 import type { Sharding } from "@effect/cluster/Sharding"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { RunNotFound } from "@tessera/domain/Errors"
-import { isTerminal } from "@tessera/domain/Run"
+import { unfinished } from "@tessera/domain/Run"
 import { RunEntity } from "@tessera/domain/RunEntity"
 import { TenantEntity } from "@tessera/domain/TenantEntity"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import type * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
@@ -44,6 +44,9 @@ export const layer: Layer.Layer<never, never, Database | SqlClient.SqlClient | S
     const { runId, tenantId } = parseAddress(address.entityId)
     const tenants = yield* TenantEntity.client
     const executing = yield* Effect.makeSemaphore(1)
+    const entityScope = yield* Effect.scope
+    const keepAlive = (enabled: boolean) =>
+      Entity.keepAlive(enabled).pipe(Effect.provideService(Entity.CurrentAddress, address))
     let inFlight: Fiber.Fiber<unknown, unknown> | undefined
     yield* Metric.increment(activations("Run"))
 
@@ -51,37 +54,39 @@ export const layer: Layer.Layer<never, never, Database | SqlClient.SqlClient | S
       Effect.catchAllCause((cause) => Effect.logWarning("could not release the tenant's run slot", cause))
     )
 
-    const execute = Effect.gen(function*() {
-      const journal = yield* RunJournal.load(tenantId, runId)
-      if (journal === undefined) return yield* new RunNotFound({ runId })
-      if (isTerminal(journal.run.status) || journal.run.status === "failed") return
-      const plan = planFor(journal.run.workflow)
-      const done = new Set(journal.steps.map((s) => s.step_id))
-      let first = true
-      for (const [seq, step] of plan.entries()) {
-        if (done.has(step.id)) continue
-        const startedAt = new Date()
-        const output = yield* step.execute(journal.run.input)
-        yield* RunJournal.appendStep(journal.run, {
-          stepId: step.id,
-          seq,
-          kind: step.kind,
-          output,
-          startedAt,
-          finishedAt: new Date(),
-          first,
-          last: seq === plan.length - 1,
-          runner: `${runner.host}:${runner.port}`
-        })
-        first = false
-      }
-      yield* Metric.increment(Metric.tagged(runsFinished, "status", "completed"))
-      yield* releaseSlot
-    }).pipe(
-      // Another activation journaled under us: the journal is authoritative, nothing to redo.
-      Effect.catchTag("JournalConflict", () => Effect.logDebug("run journal moved under this activation")),
-      Effect.annotateLogs({ tenant_id: tenantId, run_id: runId })
-    )
+    const execute = (journal: RunJournal.Journal) =>
+      Effect.gen(function*() {
+        const plan = planFor(journal.run.workflow)
+        const done = new Set(journal.steps.map((s) => s.step_id))
+        let first = true
+        for (const [seq, step] of plan.entries()) {
+          if (done.has(step.id)) continue
+          const startedAt = new Date()
+          const output = yield* step.execute(journal.run.input)
+          yield* RunJournal.appendStep(journal.run, {
+            stepId: step.id,
+            seq,
+            kind: step.kind,
+            output,
+            startedAt,
+            finishedAt: new Date(),
+            first,
+            last: seq === plan.length - 1,
+            runner: `${runner.host}:${runner.port}`
+          })
+          first = false
+        }
+        yield* Metric.increment(Metric.tagged(runsFinished, "status", "completed"))
+        yield* releaseSlot
+      }).pipe(
+        // Another activation journaled under us: the journal is authoritative, nothing to redo.
+        Effect.catchTag("JournalConflict", () => Effect.logDebug("run journal moved under this activation")),
+        // The run stays unfinished in the journal; the recovery scan wakes it again.
+        Effect.catchAllCause((cause) =>
+          Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logWarning("run execution failed; recovery will retry", cause)
+        ),
+        Effect.annotateLogs({ tenant_id: tenantId, run_id: runId })
+      )
 
     const status = Effect.gen(function*() {
       const journal = yield* RunJournal.load(tenantId, runId)
@@ -93,12 +98,22 @@ export const layer: Layer.Layer<never, never, Database | SqlClient.SqlClient | S
       Start: () =>
         executing.withPermits(1)(
           Effect.gen(function*() {
-            const fiber = yield* Effect.fork(execute)
-            inFlight = fiber
-            const exit = yield* Fiber.await(fiber)
-            inFlight = undefined
-            // A cancelled run ends its Start quietly; failures surface to the caller.
-            if (Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)) return yield* exit
+            if (inFlight !== undefined) return
+            const journal = yield* RunJournal.load(tenantId, runId)
+            if (journal === undefined) return yield* new RunNotFound({ runId })
+            if (!unfinished.includes(journal.run.status)) return
+            // The run belongs to the entity, not to the caller: it goes on in the entity's scope,
+            // kept alive (no passivation) until it ends, and `Start` answers at once.
+            yield* keepAlive(true)
+            inFlight = yield* execute(journal).pipe(
+              Effect.ensuring(Effect.zipRight(
+                Effect.sync(() => {
+                  inFlight = undefined
+                }),
+                keepAlive(false)
+              )),
+              Effect.forkIn(entityScope)
+            )
           })
         ).pipe(Effect.catchTag("SqlError", storageError("run.start"))),
 

@@ -35,7 +35,7 @@ export const scanOnce = (staleAfter: Duration.Duration, limit = 500) =>
     yield* Effect.forEach(
       stale,
       (run) =>
-        runs(entityId(run.tenant_id, run.id)).Start(undefined, { discard: true }).pipe(
+        runs(entityId(run.tenant_id, run.id)).Start().pipe(
           Effect.catchAllCause((cause) => Effect.logWarning(`could not wake run ${run.tenant_id}/${run.id}`, cause))
         ),
       { concurrency: 16, discard: true }

@@ -171,7 +171,7 @@ export const layer: Layer.Layer<never, never, Database | SqlClient.SqlClient | S
             const [entry] = yield* decodeEntries([written.message])
             remember(entry!)
             // The run goes on without the caller; if this message is lost, the recovery scan wakes the run.
-            yield* runs(runEntityId(tenantId, runId)).Start(undefined, { discard: true }).pipe(
+            yield* runs(runEntityId(tenantId, runId)).Start().pipe(
               Effect.catchAllCause((cause) => Effect.logWarning("run start not delivered; recovery will wake it", cause))
             )
             return new SendResult({ runId, messageId })
