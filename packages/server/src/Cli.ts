@@ -22,10 +22,25 @@ Commands:
 
 Environment: see the README.`
 
+const describeConfig = (error: ConfigError.ConfigError): string => {
+  switch (error._op) {
+    case "And":
+      return `${describeConfig(error.left)}; ${describeConfig(error.right)}`
+    case "Or":
+      return describeConfig(error.left)
+    case "MissingData":
+      return `${error.path.join(".")} is not set`
+    case "InvalidData":
+      return `${error.path.join(".")} ${error.message}`
+    default:
+      return String(error)
+  }
+}
+
 /** The cause of a failure as one line a person can act on. */
 export const describe = (cause: Cause.Cause<unknown>): string => {
   const error = Cause.squash(cause)
-  if (ConfigError.isConfigError(error)) return `configuration: ${String(error)}`
+  if (ConfigError.isConfigError(error)) return `configuration: ${describeConfig(error)}`
   if (error instanceof Error) {
     const inner = error.cause instanceof Error && error.cause.message !== error.message ? `: ${error.cause.message}` : ""
     return `${error.message}${inner}`
