@@ -11,15 +11,16 @@ import * as Schema from "effect/Schema"
 
 const encode = Schema.encodeSync(EventEnvelope)
 
+/** The outbox row of an event, for statements that write it together with their state change. */
+export const row = (event: EventEnvelope) => ({
+  tenant_id: event.tenant_id,
+  event_id: event.event_id,
+  subject: event.event_type,
+  envelope: JSON.stringify(encode(event))
+})
+
 export const append = (events: ReadonlyArray<EventEnvelope>) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
     events.length === 0
       ? Effect.void
-      : sql`INSERT INTO outbox ${
-        sql.insert(events.map((event) => ({
-          tenant_id: event.tenant_id,
-          event_id: event.event_id,
-          subject: event.event_type,
-          envelope: JSON.stringify(encode(event))
-        })))
-      } ON CONFLICT (event_id) DO NOTHING`)
+      : sql`INSERT INTO outbox ${sql.insert(events.map(row))} ON CONFLICT (event_id) DO NOTHING`)

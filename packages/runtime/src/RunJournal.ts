@@ -39,13 +39,29 @@ export const event = (run: RunRow, type: EventType, payload: unknown, suffix: st
     payload
   })
 
+/** The run row and its steps in one statement. */
 export const load = (tenantId: string, runId: string): Effect.Effect<Journal | undefined, SqlError, Database> =>
   Effect.flatMap(Database, (db) =>
-    db.tenant(tenantId)(Effect.all({
-      runs: db.sql<RunRow>`SELECT * FROM agent_runs WHERE tenant_id = ${tenantId} AND id = ${runId}`,
-      steps: db.sql<StepRow>`SELECT step_id, seq, kind, status, output, started_at, finished_at
-        FROM run_steps WHERE tenant_id = ${tenantId} AND run_id = ${runId} ORDER BY seq`
-    })).pipe(Effect.map(({ runs, steps }) => runs[0] === undefined ? undefined : { run: runs[0], steps })))
+    db.tenant(tenantId)(db.sql<RunRow & { readonly steps: ReadonlyArray<JsonStep> }>`
+      SELECT r.*, coalesce((
+        SELECT json_agg(json_build_object('step_id', s.step_id, 'seq', s.seq, 'kind', s.kind, 'status', s.status,
+          'output', s.output, 'started_at', s.started_at, 'finished_at', s.finished_at) ORDER BY s.seq)
+        FROM run_steps s WHERE s.tenant_id = r.tenant_id AND s.run_id = r.id), '[]') AS steps
+      FROM agent_runs r WHERE r.tenant_id = ${tenantId} AND r.id = ${runId}`)
+  ).pipe(Effect.map((rows) => {
+    const row = rows[0]
+    if (row === undefined) return undefined
+    const { steps, ...run } = row
+    return {
+      run,
+      steps: steps.map((step) => ({ ...step, started_at: new Date(step.started_at), finished_at: new Date(step.finished_at) }))
+    }
+  }))
+
+interface JsonStep extends Omit<StepRow, "started_at" | "finished_at"> {
+  readonly started_at: string
+  readonly finished_at: string
+}
 
 export interface StepWrite {
   readonly stepId: string
@@ -62,43 +78,57 @@ export interface StepWrite {
   readonly runner: string
 }
 
-/** Journals one finished step with its events; folds the run's start and completion in. */
+/**
+ * Journals one finished step with its events, in one statement: the run row's transition (to
+ * `started` on this activation's first step, to `completed` with the output on the plan's last),
+ * the step row and the outbox rows. A step row that exists already, or a run that left the
+ * unfinished states, fails the transaction with JournalConflict, so nothing of it commits.
+ */
 export const appendStep = (run: RunRow, step: StepWrite): Effect.Effect<void, SqlError | JournalConflict, Database> =>
-  Effect.flatMap(Database, ({ sql, tenant }) =>
-    tenant(run.tenant_id)(Effect.gen(function*() {
-      const events: Array<EventEnvelope> = []
-      if (step.first) {
-        const started = yield* sql`UPDATE agent_runs SET status = 'started', attempts = attempts + 1, runner = ${step.runner}, updated_at = now()
-          WHERE tenant_id = ${run.tenant_id} AND id = ${run.id} AND status IN ('requested', 'started') RETURNING status`
-        if (started.length === 0) return yield* new JournalConflict({ runId: run.id })
-        if (run.status === "requested") events.push(event(run, "agent.run.started", { attempt: run.attempts + 1 }))
-      }
-      const inserted = yield* sql`INSERT INTO run_steps ${
-        sql.insert({
-          tenant_id: run.tenant_id,
-          run_id: run.id,
-          step_id: step.stepId,
-          seq: step.seq,
-          kind: step.kind,
-          status: "completed",
-          output: JSON.stringify(step.output),
-          started_at: step.startedAt,
-          finished_at: step.finishedAt
-        })
-      } ON CONFLICT DO NOTHING RETURNING step_id`
-      if (inserted.length === 0) return yield* new JournalConflict({ runId: run.id })
-      if (step.last) {
-        const completed = yield* sql`UPDATE agent_runs SET status = 'completed', output = ${JSON.stringify(step.output)},
-            updated_at = now(), finished_at = now()
-          WHERE tenant_id = ${run.tenant_id} AND id = ${run.id} AND status IN ('requested', 'started') RETURNING id`
-        if (completed.length === 0) return yield* new JournalConflict({ runId: run.id })
-        events.push(event(run, "agent.run.completed", { output: step.output }))
-      } else if (!step.first) {
-        yield* sql`UPDATE agent_runs SET updated_at = now() WHERE tenant_id = ${run.tenant_id} AND id = ${run.id}`
-      }
-      yield* Outbox.append(events)
-    }))
-  ).pipe(Effect.provideServiceEffect(SqlClient.SqlClient, Effect.map(Database, (db) => db.sql)))
+  Effect.flatMap(Database, ({ sql, tenant }) => {
+    const events: Array<EventEnvelope> = []
+    if (step.first && run.status === "requested") {
+      events.push(event(run, "agent.run.started", { attempt: run.attempts + 1 }))
+    }
+    if (step.last) events.push(event(run, "agent.run.completed", { output: step.output }))
+    const output = JSON.stringify(step.output)
+    const outbox = events.length === 0
+      ? sql`SELECT 0`
+      : sql`INSERT INTO outbox ${sql.insert(events.map(Outbox.row))} ON CONFLICT (event_id) DO NOTHING`
+    return tenant(run.tenant_id)(sql<{ runs: string; steps: string }>`
+      WITH run AS (
+        UPDATE agent_runs SET
+          status = ${step.last ? "completed" : "started"},
+          attempts = attempts + ${step.first ? 1 : 0},
+          runner = ${step.runner},
+          output = CASE WHEN ${step.last} THEN ${output}::jsonb ELSE output END,
+          finished_at = CASE WHEN ${step.last} THEN now() ELSE finished_at END,
+          updated_at = now()
+        WHERE tenant_id = ${run.tenant_id} AND id = ${run.id} AND status IN ('requested', 'started')
+        RETURNING id
+      ), step AS (
+        INSERT INTO run_steps ${
+      sql.insert({
+        tenant_id: run.tenant_id,
+        run_id: run.id,
+        step_id: step.stepId,
+        seq: step.seq,
+        kind: step.kind,
+        status: "completed",
+        output,
+        started_at: step.startedAt,
+        finished_at: step.finishedAt
+      })
+    } ON CONFLICT DO NOTHING RETURNING step_id
+      ), events AS (${outbox})
+      SELECT (SELECT count(*) FROM run) AS runs, (SELECT count(*) FROM step) AS steps`.pipe(
+      Effect.flatMap((rows) =>
+        Number(rows[0]?.runs) === 1 && Number(rows[0]?.steps) === 1
+          ? Effect.void
+          : Effect.fail(new JournalConflict({ runId: run.id }))
+      )
+    ))
+  })
 
 /** Moves an unfinished run to a terminal status with its event; false when it was already finished. */
 export const finish = (

@@ -6,7 +6,7 @@
  */
 import { Entity } from "@effect/cluster"
 import type { Sharding } from "@effect/cluster/Sharding"
-import * as SqlClient from "@effect/sql/SqlClient"
+import type * as SqlClient from "@effect/sql/SqlClient"
 import { HistoryEntry, type Role } from "@tessera/domain/ChatMessage"
 import { SessionClosed, SessionNotFound, StorageError } from "@tessera/domain/Errors"
 import { RunEntity, entityId as runEntityId } from "@tessera/domain/RunEntity"
@@ -22,6 +22,7 @@ import * as Schema from "effect/Schema"
 import { randomUUID } from "node:crypto"
 import { Database } from "./Database.js"
 import { activations } from "./EntityMetrics.js"
+import type { RunRow } from "./internal/rows.js"
 import { storageError } from "./internal/storage.js"
 import * as RunJournal from "./RunJournal.js"
 import * as Outbox from "./Outbox.js"
@@ -135,40 +136,60 @@ export const layer: Layer.Layer<never, never, Database | SqlClient.SqlClient | S
             const messageId = MessageId.make(`msg_${randomUUID()}`)
             const seq = current.next_seq
             const input = { message: payload.message, context: payload.context, sessionId, messageId }
-            const written = yield* inTenant(Effect.gen(function*() {
-              const messages = yield* sql<MessageRow>`INSERT INTO messages ${
-                sql.insert({
-                  tenant_id: tenantId,
-                  session_id: sessionId,
-                  seq,
-                  id: messageId,
-                  role: "user",
-                  content: payload.message,
-                  run_id: runId
-                })
-              } RETURNING *`
-              const updated = yield* sql<SessionRow>`UPDATE sessions SET next_seq = ${seq + 1}, updated_at = now()
-                WHERE tenant_id = ${tenantId} AND id = ${sessionId} RETURNING *`
-              const runs = yield* sql<RunJournal.Journal["run"]>`INSERT INTO agent_runs ${
-                sql.insert({
-                  tenant_id: tenantId,
-                  id: runId,
-                  session_id: sessionId,
-                  user_id: payload.userId,
-                  workflow: payload.workflow,
-                  status: "requested",
-                  input: JSON.stringify(input)
-                })
-              } RETURNING *`
-              yield* Outbox.append([RunJournal.event(runs[0]!, "agent.run.requested", { input })])
-              return { message: messages[0]!, session: updated[0]! }
-            })).pipe(
-              Effect.provideService(SqlClient.SqlClient, sql),
+            const run: RunRow = {
+              tenant_id: tenantId,
+              id: runId,
+              session_id: sessionId,
+              user_id: payload.userId,
+              workflow: payload.workflow,
+              status: "requested",
+              input,
+              output: null,
+              error: null,
+              attempts: 0,
+              created_at: new Date(),
+              updated_at: new Date()
+            }
+            // One statement: the message, the session's next sequence number, the run row and its event.
+            const written = yield* inTenant(sql<MessageRow>`
+              WITH message AS (
+                INSERT INTO messages ${
+              sql.insert({
+                tenant_id: tenantId,
+                session_id: sessionId,
+                seq,
+                id: messageId,
+                role: "user",
+                content: payload.message,
+                run_id: runId
+              })
+            } RETURNING *
+              ), session AS (
+                UPDATE sessions SET next_seq = ${seq + 1}, updated_at = now()
+                WHERE tenant_id = ${tenantId} AND id = ${sessionId}
+              ), run AS (
+                INSERT INTO agent_runs ${
+              sql.insert({
+                tenant_id: tenantId,
+                id: runId,
+                session_id: sessionId,
+                user_id: payload.userId,
+                workflow: payload.workflow,
+                status: "requested",
+                input: JSON.stringify(input)
+              })
+            }
+              ), event AS (
+                INSERT INTO outbox ${sql.insert(Outbox.row(RunJournal.event(run, "agent.run.requested", { input })))}
+              )
+              SELECT * FROM message`).pipe(
               // Nothing was recorded: give the admitted run slot back.
-              Effect.tapError(() => tenants(tenantId).RecordUsage({ tokens: 0, costUsd: 0, runFinished: true }).pipe(Effect.ignore))
+              Effect.tapError(() =>
+                tenants(tenantId).RecordUsage({ tokens: 0, costUsd: 0, runFinished: true }).pipe(Effect.ignore)
+              )
             )
-            session = written.session
-            const [entry] = yield* decodeEntries([written.message])
+            session = { ...current, next_seq: seq + 1 }
+            const [entry] = yield* decodeEntries(written)
             remember(entry!)
             // The run goes on without the caller; if this message is lost, the recovery scan wakes the run.
             yield* runs(runEntityId(tenantId, runId)).Start().pipe(
