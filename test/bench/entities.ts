@@ -17,7 +17,7 @@
  * - `BENCH_TENANTS` (default 256): tenants the persisted and volatile figures spread over.
  * - `BENCH_ADMIT_TENANTS` (default 16): enterprise tenants the Admit figure spreads over.
  * - `BENCH_RUN_TENANTS` (default 8): enterprise tenants the run figure's sessions belong to.
- * - `BENCH_POLL_MS` (default 2): how often the run figure polls `agent_runs` for completions.
+ * - `BENCH_POLL_MS` (default 10): how often the run figure polls `agent_runs` for completions.
  * - `BENCH_FIGURES` (default 1,2,3,4): which figures to run (their raw baselines run with them).
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
@@ -55,7 +55,7 @@ const settings = Config.all({
   tenants: Config.integer("BENCH_TENANTS").pipe(Config.withDefault(256)),
   admitTenants: Config.integer("BENCH_ADMIT_TENANTS").pipe(Config.withDefault(16)),
   runTenants: Config.integer("BENCH_RUN_TENANTS").pipe(Config.withDefault(8)),
-  pollMs: Config.integer("BENCH_POLL_MS").pipe(Config.withDefault(2)),
+  pollMs: Config.integer("BENCH_POLL_MS").pipe(Config.withDefault(10)),
   figures: Config.array(Config.integer(), "BENCH_FIGURES").pipe(Config.withDefault(allFigures))
 })
 type Settings = Config.Config.Success<typeof settings>
@@ -286,7 +286,7 @@ const program = (s: Settings) =>
       const raw32 = yield* phase("raw INSERT+COMMIT", runCallers, () => rawInsert())
 
       // 4. Journaled echo runs: Session.Send (message + run request in one transaction, Admit,
-      // Run.Start with discard), then wait until the run row is terminal. One poller batches the
+      // Run.Start, which answers once the run is under way), then wait until the run row is terminal. One poller batches the
       // completion checks of all callers into one indexed query every BENCH_POLL_MS.
       const waiting = new Map<string, { readonly tenantId: string; readonly done: Deferred.Deferred<string> }>()
       const poll = Effect.gen(function*() {

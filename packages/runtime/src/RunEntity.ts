@@ -133,5 +133,5 @@ export const layer: Layer.Layer<never, never, Database | SqlClient.SqlClient | S
         }).pipe(Effect.catchTag("SqlError", storageError("run.cancel")))
     })
   }),
-  { concurrency: "unbounded", maxIdleTime: "2 minutes" }
+  { concurrency: "unbounded", maxIdleTime: "30 seconds" }
 )
