@@ -1,9 +1,10 @@
 import { TestRunner } from "@effect/cluster"
 import { assert, describe, it } from "@effect/vitest"
-import { type RunId, SessionId, TenantId, UserId } from "@tessera/domain/Ids"
+import { RunId, SessionId, TenantId, UserId } from "@tessera/domain/Ids"
 import { RunEntity, entityId as runEntityId } from "@tessera/domain/RunEntity"
 import { SessionEntity, entityId as sessionEntityId } from "@tessera/domain/SessionEntity"
 import { TenantEntity } from "@tessera/domain/TenantEntity"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
@@ -11,6 +12,7 @@ import * as TestClock from "effect/TestClock"
 import { Database } from "../src/Database.js"
 import { activations } from "../src/EntityMetrics.js"
 import * as RunEntityLive from "../src/RunEntity.js"
+import * as RunRecovery from "../src/RunRecovery.js"
 import * as SessionEntityLive from "../src/SessionEntity.js"
 import * as TenantEntityLive from "../src/TenantEntity.js"
 import * as TestDatabase from "../src/TestDatabase.js"
@@ -153,5 +155,84 @@ describe("Session", () => {
       yield* session.Close()
       const closed = yield* Effect.flip(session.Send({ message: "hi", userId }))
       assert.strictEqual(closed._tag, "SessionClosed")
+    }).pipe(Effect.provide(Entities)))
+})
+
+describe("Run", () => {
+  it.scoped("a run cancelled mid-step stays cancelled, journals no step and frees its slot", () =>
+    Effect.gen(function*() {
+      const acme = (yield* TenantEntity.client)(tenantId)
+      yield* acme.Provision({ name: "Acme", plan: "free" })
+      const session = (yield* SessionEntity.client)(sessionEntityId(tenantId, SessionId.make("slow")))
+      const userId = UserId.make("u4")
+      yield* session.Open({ userId, channel: "api" })
+      const { runId } = yield* session.Send({ message: "take your time", userId, context: { echo_delay_ms: 5_000 } })
+      const run = (yield* RunEntity.client)(runEntityId(tenantId, runId))
+
+      const cancelled = yield* run.Cancel({ reason: "customer left" })
+      assert.strictEqual(cancelled.status, "cancelled")
+      assert.strictEqual(cancelled.error, "customer left")
+
+      // The step's 5 s pass on the simulated clock: the interrupted step never lands.
+      yield* TestClock.adjust("10 seconds")
+      const after = yield* run.Status()
+      assert.strictEqual(after.status, "cancelled")
+      assert.strictEqual(after.steps.length, 0)
+
+      const db = yield* Database
+      const events = yield* db.system(db.sql<{ subject: string }>`SELECT subject FROM outbox
+        WHERE envelope->>'run_id' = ${runId} ORDER BY seq`)
+      assert.deepStrictEqual(events.map((e) => e.subject), ["agent.run.requested", "agent.run.cancelled"])
+
+      // All of the free plan's concurrent runs are available again.
+      const { maxConcurrentRuns } = (yield* acme.GetConfig()).plan.limits
+      for (let i = 0; i < maxConcurrentRuns; i++) yield* acme.Admit({ startsRun: true })
+    }).pipe(Effect.provide(Entities)))
+
+  it.scoped("the recovery scan finishes a run whose start never arrived", () =>
+    Effect.gen(function*() {
+      yield* (yield* TenantEntity.client)(tenantId).Provision({ name: "Acme", plan: "pro" })
+      const db = yield* Database
+      // A run request committed by a runner that died before it sent Start.
+      yield* db.tenant(tenantId)(db.sql`INSERT INTO agent_runs (tenant_id, id, workflow, status, input)
+        VALUES (${tenantId}, 'orphan', 'echo', 'requested', ${JSON.stringify({ message: "still there?" })})`)
+
+      const woken = yield* RunRecovery.scanOnce(Duration.zero)
+      assert.strictEqual(woken, 1)
+      yield* runsSettled
+      const run = yield* (yield* RunEntity.client)(runEntityId(tenantId, RunId.make("orphan"))).Status()
+      assert.strictEqual(run.status, "completed")
+      assert.deepStrictEqual(run.output, { echo: "still there?", note: "echo step: input returned unchanged" })
+      assert.strictEqual(run.attempts, 1)
+      assert.strictEqual(yield* RunRecovery.scanOnce(Duration.zero), 0)
+    }).pipe(Effect.provide(Entities)))
+})
+
+describe("Tenant usage", () => {
+  it.scoped("recorded usage is written in batches and survives passivation", () =>
+    Effect.gen(function*() {
+      const acme = (yield* TenantEntity.client)(tenantId)
+      const { plan } = yield* acme.Provision({ name: "Acme", plan: "free" })
+      yield* acme.RecordUsage({ tokens: plan.limits.tokensPerDay - 100, costUsd: 1.5 })
+      const db = yield* Database
+      const usage = db.tenant(tenantId)(db.sql<{ period: string; tokens: string; cost_usd: string }>`
+        SELECT period, tokens, cost_usd FROM usage_counters ORDER BY period`)
+      assert.deepStrictEqual(yield* usage, [])
+
+      // One flush interval later the batch is in Postgres.
+      yield* TestClock.adjust("1 second")
+      const written = yield* usage.pipe(Effect.repeat({ until: (rows) => rows.length === 2 }))
+      assert.deepStrictEqual(written.map((r) => [r.period, Number(r.tokens), Number(r.cost_usd)]), [
+        ["day", plan.limits.tokensPerDay - 100, 1.5],
+        ["month", plan.limits.tokensPerDay - 100, 1.5]
+      ])
+
+      // After passivation the entity reloads the day's usage: the quota still holds.
+      const before = yield* activationCount("Tenant")
+      yield* TestClock.adjust("11 minutes")
+      const denied = yield* Effect.flip(acme.Admit({ estimatedTokens: 101 }))
+      assert.strictEqual((yield* activationCount("Tenant")) - before, 1)
+      assert.strictEqual(denied._tag === "QuotaExceeded" && denied.quota, "tokens_per_day")
+      yield* acme.Admit({ estimatedTokens: 100 })
     }).pipe(Effect.provide(Entities)))
 })
