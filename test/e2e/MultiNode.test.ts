@@ -18,19 +18,10 @@ import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import { type ChildProcess, spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
-import * as Net from "node:net"
+import { freePort } from "../fixtures/Ports.js"
 
 const natsUrl = process.env.NATS_URL ?? "nats://127.0.0.1:4222"
 const prefix = `mn${randomBytes(4).toString("hex")}`
-
-const freePort = Effect.async<number>((resume) => {
-  const server = Net.createServer()
-  server.listen(0, "127.0.0.1", () => {
-    const address = server.address()
-    const port = typeof address === "object" && address !== null ? address.port : 0
-    server.close(() => resume(Effect.succeed(port)))
-  })
-})
 
 interface Runner {
   readonly name: string

@@ -7,9 +7,9 @@ import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import { execFileSync, spawn } from "node:child_process"
 import * as Fs from "node:fs"
-import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import { freePort } from "../fixtures/Ports.js"
 
 const root = Path.resolve(import.meta.dirname, "../..")
 
@@ -21,15 +21,6 @@ const firstCommand = (): string => {
   if (block?.[1] === undefined) throw new Error("README.md has no ```sh block under '## Start'")
   return block[1].trim()
 }
-
-const freePort = Effect.async<number>((resume) => {
-  const server = Net.createServer()
-  server.listen(0, "127.0.0.1", () => {
-    const address = server.address()
-    const port = typeof address === "object" && address !== null ? address.port : 0
-    server.close(() => resume(Effect.succeed(port)))
-  })
-})
 
 /** A copy of what git would check out (tracked and new, unignored files), readable by the embedded Postgres user. */
 const freshCopy = Effect.acquireRelease(

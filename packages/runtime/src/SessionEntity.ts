@@ -170,13 +170,13 @@ export const layer: Layer.Layer<never, never, Database | SqlClient.SqlClient | S
               ), run AS (
                 INSERT INTO agent_runs ${
               sql.insert({
-                tenant_id: tenantId,
-                id: runId,
-                session_id: sessionId,
-                user_id: payload.userId,
-                workflow: payload.workflow,
-                status: "requested",
-                input: JSON.stringify(input)
+                tenant_id: run.tenant_id,
+                id: run.id,
+                session_id: run.session_id,
+                user_id: run.user_id,
+                workflow: run.workflow,
+                status: run.status,
+                input: JSON.stringify(run.input)
               })
             }
               ), event AS (
