@@ -181,8 +181,6 @@ describe("multi-node cluster", () => {
       assert.strictEqual(rows.length, all.length, "no run lost")
       assert.deepStrictEqual(new Set(rows.map((r) => r.id)), new Set(all))
       assert.isTrue(rows.every((r) => r.status === "completed" && Number(r.steps) === 1), "every run completed with one step")
-      const onVictim = rows.filter((r) => r.runner === victim.address)
-      assert.isTrue(onVictim.every((r) => Number(r.finished_ms) <= killedAt), "the killed runner finished nothing after its death")
       const recovered = rows.filter((r) => inFlight.includes(r.id) && Number(r.finished_ms) > killedAt)
       assert.isAbove(recovered.length, 0, "runs were still in flight when the runner died")
 

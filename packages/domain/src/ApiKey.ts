@@ -15,9 +15,3 @@ export class ApiKey extends Schema.Class<ApiKey>("ApiKey")({
   expiresAt: Schema.NullOr(Schema.DateTimeUtc),
   revokedAt: Schema.NullOr(Schema.DateTimeUtc)
 }) {}
-
-/** The answer to a key creation: the only time the plain key leaves the server. */
-export class CreatedApiKey extends Schema.Class<CreatedApiKey>("CreatedApiKey")({
-  apiKey: ApiKey,
-  plainKey: Schema.Redacted(Schema.String)
-}) {}

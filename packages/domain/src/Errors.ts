@@ -3,6 +3,17 @@
  */
 import * as Schema from "effect/Schema"
 
+/** An entity id that is not a valid id of its kind (ids are 1-64 characters of A-Z, a-z, 0-9, '_', '-'). */
+export class InvalidId extends Schema.TaggedError<InvalidId>()("InvalidId", {
+  kind: Schema.String,
+  value: Schema.String
+}) {
+  readonly code = "invalid_id"
+  override get message() {
+    return `${JSON.stringify(this.value)} is not a valid ${this.kind}: use 1-64 characters of A-Z, a-z, 0-9, '_' or '-'`
+  }
+}
+
 export class TenantNotFound extends Schema.TaggedError<TenantNotFound>()("TenantNotFound", {
   tenantId: Schema.String
 }) {

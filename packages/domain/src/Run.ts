@@ -19,9 +19,6 @@ const transitions: Record<RunStatus, ReadonlyArray<RunStatus>> = {
 
 export const canTransition = (from: RunStatus, to: RunStatus): boolean => transitions[from].includes(to)
 
-export const isTerminal = (status: RunStatus): boolean =>
-  status === "completed" || status === "cancelled" || status === "compensated"
-
 /** The statuses from which a run still has work to do: the recovery scan wakes these. */
 export const unfinished: ReadonlyArray<RunStatus> = ["requested", "started"]
 

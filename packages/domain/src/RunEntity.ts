@@ -17,6 +17,13 @@ export const Start = Rpc.make("Start", {
   error: Schema.Union(RunNotFound, StorageError)
 })
 
+/**
+ * Internal: the entity sends this to itself from `Start` and executes the run inside it, so the
+ * run holds its activation (an entity with a message in hand is not passivated) without the
+ * caller waiting. Callers use `Start`.
+ */
+export const Execute = Rpc.make("Execute")
+
 export const Status = Rpc.make("Status", {
   success: Run,
   error: Schema.Union(RunNotFound, StorageError)
@@ -28,4 +35,4 @@ export const Cancel = Rpc.make("Cancel", {
   error: Schema.Union(RunNotFound, StorageError)
 })
 
-export const RunEntity = Entity.make("Run", [Start, Status, Cancel])
+export const RunEntity = Entity.make("Run", [Start, Execute, Status, Cancel])

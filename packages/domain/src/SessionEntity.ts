@@ -7,7 +7,7 @@ import { Entity } from "@effect/cluster"
 import { Rpc } from "@effect/rpc"
 import * as Schema from "effect/Schema"
 import { Channel } from "./ChatMessage.js"
-import { QuotaExceeded, SessionClosed, SessionNotFound, StorageError, TenantNotFound } from "./Errors.js"
+import { InvalidId, QuotaExceeded, SessionClosed, SessionNotFound, StorageError, TenantNotFound } from "./Errors.js"
 import { MessageId, RunId, SessionId, TenantId, UserId } from "./Ids.js"
 import { HistoryPage, Session } from "./Session.js"
 
@@ -21,7 +21,7 @@ export class SendResult extends Schema.Class<SendResult>("SendResult")({
 export const Open = Rpc.make("Open", {
   payload: { userId: UserId, channel: Channel },
   success: Session,
-  error: Schema.Union(SessionClosed, StorageError)
+  error: Schema.Union(SessionClosed, InvalidId, StorageError)
 })
 
 /**

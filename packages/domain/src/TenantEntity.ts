@@ -7,7 +7,7 @@ import { Entity } from "@effect/cluster"
 import * as ClusterSchema from "@effect/cluster/ClusterSchema"
 import { Rpc } from "@effect/rpc"
 import * as Schema from "effect/Schema"
-import { QuotaExceeded, StorageError, TenantAlreadyExists, TenantNotFound } from "./Errors.js"
+import { InvalidId, QuotaExceeded, StorageError, TenantAlreadyExists, TenantNotFound } from "./Errors.js"
 import { PlanName } from "./Plan.js"
 import { Tenant } from "./Tenant.js"
 
@@ -21,7 +21,7 @@ export class Admission extends Schema.Class<Admission>("Admission")({
 export const Provision = Rpc.make("Provision", {
   payload: { name: Schema.NonEmptyTrimmedString, plan: PlanName },
   success: Tenant,
-  error: Schema.Union(TenantAlreadyExists, StorageError)
+  error: Schema.Union(TenantAlreadyExists, InvalidId, StorageError)
 }).annotate(ClusterSchema.Persisted, true)
 
 export const GetConfig = Rpc.make("GetConfig", {
@@ -55,7 +55,7 @@ export const Admit = Rpc.make("Admit", {
   error: Schema.Union(QuotaExceeded, TenantNotFound, StorageError)
 })
 
-/** Metered usage; written to `usage_counters` in batches (see TenantUsage in the runtime). */
+/** Metered usage; written to `usage_counters` in batches (see TenantEntity in the runtime). */
 export const RecordUsage = Rpc.make("RecordUsage", {
   payload: Schema.Struct({
     tokens: Schema.NonNegativeInt,

@@ -5,9 +5,13 @@
  * other's rows, and a crash between publish and mark rolls the marks back, so the rows are
  * republished with the same `event_id` and the bus deduplicates them.
  *
- * A publish that fails is logged with its tenant and the batch stops there (so events are not
- * reordered); the row stays unpublished and is retried on the next tick. A row whose envelope
- * does not decode is logged and skipped, never marked.
+ * Order: one relay publishes a tenant's events in `seq` order; a publish that fails holds that
+ * tenant's later rows until the next tick (other tenants go on), and is retried there. Relays on
+ * several runners may interleave batches, so consumers key on `event_id`, not on arrival order.
+ *
+ * Poison rows never block the outbox: a row whose envelope does not decode, or that failed
+ * `maxAttempts` publishes, is dead-lettered in place (`dead_at`, `last_error`, logged with its
+ * tenant); clearing `dead_at` puts it back in the queue.
  */
 import type { SqlError } from "@effect/sql/SqlError"
 import { EventEnvelope } from "@tessera/domain/Event"
@@ -43,6 +47,7 @@ interface OutboxRow {
   readonly tenant_id: string
   readonly event_id: string
   readonly envelope: unknown
+  readonly attempts: number
 }
 
 const decodeEnvelope = Schema.decodeUnknown(EventEnvelope)
@@ -56,6 +61,9 @@ const envelopeOf = (raw: unknown): Effect.Effect<EventEnvelope, string> =>
     )
     : Effect.mapError(decodeEnvelope(raw), ParseResult.TreeFormatter.formatErrorSync)
 
+/** Publish attempts after which a row is dead-lettered (kept, with `dead_at` and `last_error`). */
+export const maxAttempts = 10
+
 /** One tick: claims, publishes and marks up to `batchSize` rows; returns how many it published. */
 export const relayOnce = (options?: RelayOnceOptions): Effect.Effect<number, SqlError, Database | EventBus> =>
   Effect.gen(function*() {
@@ -65,27 +73,39 @@ export const relayOnce = (options?: RelayOnceOptions): Effect.Effect<number, Sql
     const batchSize = options?.batchSize ?? 100
     return yield* db.system(Effect.gen(function*() {
       const rows = yield* sql<OutboxRow>`
-        SELECT seq, tenant_id, event_id, envelope FROM outbox
-        WHERE published_at IS NULL
+        SELECT seq, tenant_id, event_id, envelope, attempts FROM outbox
+        WHERE published_at IS NULL AND dead_at IS NULL
         ORDER BY seq
         LIMIT ${batchSize}
         FOR UPDATE SKIP LOCKED`
       const published: Array<string> = []
+      // A tenant whose row failed this tick: its later rows wait, so its events stay in order.
+      const held = new Set<string>()
+      const setAside = (row: OutboxRow, error: string, dead: boolean) =>
+        sql`UPDATE outbox SET attempts = attempts + 1, last_error = ${error},
+          dead_at = CASE WHEN ${dead} THEN now() ELSE NULL END WHERE seq = ${row.seq}`
       for (const row of rows) {
+        if (held.has(row.tenant_id)) continue
         const annotations = { tenant_id: row.tenant_id, event_id: row.event_id, outbox_seq: row.seq }
         const envelope = yield* Effect.either(envelopeOf(row.envelope))
         if (Either.isLeft(envelope)) {
-          yield* Effect.logError("outbox row does not decode; left unpublished").pipe(
+          yield* setAside(row, envelope.left, true)
+          yield* Effect.logError("outbox row does not decode; dead-lettered").pipe(
             Effect.annotateLogs({ ...annotations, error: envelope.left })
           )
           continue
         }
         const result = yield* Effect.either(bus.publish(envelope.right))
         if (Either.isLeft(result)) {
-          yield* Effect.logWarning("outbox publish failed; retrying on the next tick").pipe(
-            Effect.annotateLogs({ ...annotations, error: result.left.message })
-          )
-          break
+          const dead = row.attempts + 1 >= maxAttempts
+          yield* setAside(row, result.left.message, dead)
+          yield* (dead
+            ? Effect.logError(`outbox publish failed ${maxAttempts} times; dead-lettered`)
+            : Effect.logWarning("outbox publish failed; retrying on the next tick")).pipe(
+              Effect.annotateLogs({ ...annotations, error: result.left.message })
+            )
+          held.add(row.tenant_id)
+          continue
         }
         published.push(row.seq)
       }

@@ -21,6 +21,7 @@ import { Database } from "./Database.js"
 import * as EchoWorkflow from "./EchoWorkflow.js"
 import { activations } from "./EntityMetrics.js"
 import { decodeRun } from "./internal/rows.js"
+import { splitEntityId } from "./internal/entityId.js"
 import { storageError } from "./internal/storage.js"
 import * as RunJournal from "./RunJournal.js"
 
@@ -31,23 +32,22 @@ const runsFinished = Metric.counter("tessera_runs_finished_total", {
 /** The plan for a workflow name; until the workflow engine lands every run uses the echo workflow. */
 const planFor = (_workflow: string): ReadonlyArray<EchoWorkflow.Step> => EchoWorkflow.steps
 
-/** `<tenant>/<run>` → its parts. */
-const parseAddress = (entityId: string) => {
-  const slash = entityId.indexOf("/")
-  return { tenantId: entityId.slice(0, slash), runId: entityId.slice(slash + 1) }
-}
+
+/** Consecutive failed executions (storage down, a step failing) after which a run is marked failed. */
+const maxFailures = 5
 
 export const layer: Layer.Layer<never, never, Database | SqlClient.SqlClient | Sharding> = RunEntity.toLayer(
   Effect.gen(function*() {
     const address = yield* Entity.CurrentAddress
     const runner = yield* Entity.CurrentRunnerAddress
-    const { runId, tenantId } = parseAddress(address.entityId)
+    const { id: runId, tenantId } = splitEntityId(address.entityId)
     const tenants = yield* TenantEntity.client
-    const executing = yield* Effect.makeSemaphore(1)
-    const entityScope = yield* Effect.scope
-    const keepAlive = (enabled: boolean) =>
-      Entity.keepAlive(enabled).pipe(Effect.provideService(Entity.CurrentAddress, address))
-    let inFlight: Fiber.Fiber<unknown, unknown> | undefined
+    const self = (yield* RunEntity.client)(address.entityId)
+    const starting = yield* Effect.makeSemaphore(1)
+    // The journal `Start` read, handed to the `Execute` it sends; set while an execution is under way.
+    let claimed: RunJournal.Journal | undefined
+    let executing: Fiber.Fiber<void> | undefined
+    let failures = 0
     yield* Metric.increment(activations("Run"))
 
     const releaseSlot = tenants(tenantId).RecordUsage({ tokens: 0, costUsd: 0, runFinished: true }).pipe(
@@ -76,17 +76,36 @@ export const layer: Layer.Layer<never, never, Database | SqlClient.SqlClient | S
           })
           first = false
         }
+        failures = 0
         yield* Metric.increment(Metric.tagged(runsFinished, "status", "completed"))
         yield* releaseSlot
       }).pipe(
         // Another activation journaled under us: the journal is authoritative, nothing to redo.
         Effect.catchTag("JournalConflict", () => Effect.logDebug("run journal moved under this activation")),
-        // The run stays unfinished in the journal; the recovery scan wakes it again.
-        Effect.catchAllCause((cause) =>
-          Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logWarning("run execution failed; recovery will retry", cause)
-        ),
-        Effect.annotateLogs({ tenant_id: tenantId, run_id: runId })
+        Effect.catchAllCause((cause) => {
+          if (Cause.isInterruptedOnly(cause)) return Effect.void
+          failures++
+          if (failures < maxFailures) {
+            // The run stays unfinished in the journal; the recovery scan wakes it again.
+            return Effect.logWarning(`run execution failed (${failures}/${maxFailures}); recovery will retry`, cause)
+          }
+          const reason = Cause.pretty(cause).split("\n")[0] ?? "execution failed"
+          return RunJournal.finish(journal.run, "failed", reason).pipe(
+            Effect.flatMap((failed) =>
+              failed
+                ? Effect.zipRight(
+                  Metric.increment(Metric.tagged(runsFinished, "status", "failed")),
+                  releaseSlot
+                )
+                : Effect.void
+            ),
+            Effect.zipRight(Effect.logError(`run failed after ${maxFailures} attempts`, cause)),
+            Effect.catchAllCause((again) => Effect.logError("could not mark the run failed", again))
+          )
+        })
       )
+
+    const annotate = Effect.annotateLogs({ tenant_id: tenantId, run_id: runId })
 
     const status = Effect.gen(function*() {
       const journal = yield* RunJournal.load(tenantId, runId)
@@ -96,28 +115,38 @@ export const layer: Layer.Layer<never, never, Database | SqlClient.SqlClient | S
 
     return RunEntity.of({
       Start: () =>
-        executing.withPermits(1)(
+        starting.withPermits(1)(
           Effect.gen(function*() {
-            if (inFlight !== undefined) return
+            if (claimed !== undefined) return
             const journal = yield* RunJournal.load(tenantId, runId)
             if (journal === undefined) return yield* new RunNotFound({ runId })
             if (!unfinished.includes(journal.run.status)) return
-            // The run belongs to the entity, not to the caller: it goes on in the entity's scope,
-            // kept alive (no passivation) until it ends, and `Start` answers at once.
-            yield* keepAlive(true)
-            inFlight = yield* execute(journal).pipe(
-              Effect.ensuring(Effect.zipRight(
-                Effect.sync(() => {
-                  inFlight = undefined
-                }),
-                keepAlive(false)
-              )),
-              Effect.forkIn(entityScope)
+            claimed = journal
+            // The run belongs to the entity, not to the caller: `Start` answers now, and the
+            // run executes inside the entity's own `Execute` message.
+            yield* self.Execute().pipe(
+              Effect.catchAllCause((cause) =>
+                Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logWarning("run execution ended abnormally", cause)
+              ),
+              Effect.ensuring(Effect.sync(() => {
+                claimed = undefined
+              })),
+              annotate,
+              Effect.forkDaemon
             )
           })
-        ).pipe(Effect.catchTag("SqlError", storageError("run.start"))),
+        ).pipe(Effect.catchTag("SqlError", storageError("run.start")), annotate),
 
-      Status: () => status.pipe(Effect.catchTag("SqlError", storageError("run.status"))),
+      Execute: () =>
+        Effect.gen(function*() {
+          if (claimed === undefined || executing !== undefined) return
+          const fiber = yield* Effect.fork(execute(claimed))
+          executing = fiber
+          yield* Fiber.await(fiber)
+          executing = undefined
+        }).pipe(annotate),
+
+      Status: () => status.pipe(Effect.catchTag("SqlError", storageError("run.status")), annotate),
 
       Cancel: ({ payload }) =>
         Effect.gen(function*() {
@@ -125,12 +154,12 @@ export const layer: Layer.Layer<never, never, Database | SqlClient.SqlClient | S
           if (journal === undefined) return yield* new RunNotFound({ runId })
           const cancelled = yield* RunJournal.finish(journal.run, "cancelled", payload.reason)
           if (cancelled) {
-            if (inFlight !== undefined) yield* Fiber.interrupt(inFlight)
+            if (executing !== undefined) yield* Fiber.interrupt(executing)
             yield* Metric.increment(Metric.tagged(runsFinished, "status", "cancelled"))
             yield* releaseSlot
           }
           return yield* status
-        }).pipe(Effect.catchTag("SqlError", storageError("run.cancel")))
+        }).pipe(Effect.catchTag("SqlError", storageError("run.cancel")), annotate)
     })
   }),
   { concurrency: "unbounded", maxIdleTime: "30 seconds" }

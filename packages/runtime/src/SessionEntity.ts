@@ -8,14 +8,15 @@ import { Entity } from "@effect/cluster"
 import type { Sharding } from "@effect/cluster/Sharding"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { HistoryEntry, type Role } from "@tessera/domain/ChatMessage"
-import { SessionClosed, SessionNotFound, StorageError } from "@tessera/domain/Errors"
+import { InvalidId, SessionClosed, SessionNotFound, StorageError } from "@tessera/domain/Errors"
 import { RunEntity, entityId as runEntityId } from "@tessera/domain/RunEntity"
 import { HistoryPage, Session } from "@tessera/domain/Session"
 import { SendResult, SessionEntity } from "@tessera/domain/SessionEntity"
-import { RunId, MessageId, TenantId } from "@tessera/domain/Ids"
+import { MessageId, RunId, SessionId, TenantId } from "@tessera/domain/Ids"
 import { TenantEntity } from "@tessera/domain/TenantEntity"
 import * as Config from "effect/Config"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Schema from "effect/Schema"
@@ -23,7 +24,8 @@ import { randomUUID } from "node:crypto"
 import { Database } from "./Database.js"
 import { activations } from "./EntityMetrics.js"
 import type { RunRow } from "./internal/rows.js"
-import { storageError } from "./internal/storage.js"
+import { splitEntityId } from "./internal/entityId.js"
+import { clusterErrors, storageError } from "./internal/storage.js"
 import * as RunJournal from "./RunJournal.js"
 import * as Outbox from "./Outbox.js"
 
@@ -76,9 +78,9 @@ export const layer: Layer.Layer<never, never, Database | SqlClient.SqlClient | S
   return SessionEntity.toLayer(
     Effect.gen(function*() {
       const address = yield* Entity.CurrentAddress
-      const slash = address.entityId.indexOf("/")
-      const tenantId = TenantId.make(address.entityId.slice(0, slash))
-      const sessionId = address.entityId.slice(slash + 1)
+      const parts = splitEntityId(address.entityId)
+      const tenantId = TenantId.make(parts.tenantId)
+      const sessionId = parts.id
       const db = yield* Database
       const sql = db.sql
       const inTenant = db.tenant(tenantId)
@@ -107,9 +109,12 @@ export const layer: Layer.Layer<never, never, Database | SqlClient.SqlClient | S
           : Effect.succeed(session)
       )
 
+      const annotate = Effect.annotateLogs({ tenant_id: tenantId, session_id: sessionId })
+
       return SessionEntity.of({
         Open: ({ payload }) =>
           Effect.gen(function*() {
+            if (!Schema.is(SessionId)(sessionId)) return yield* new InvalidId({ kind: "session id", value: sessionId })
             if (session === undefined) {
               const rows = yield* inTenant(sql<SessionRow>`
                 INSERT INTO sessions ${
@@ -119,19 +124,11 @@ export const layer: Layer.Layer<never, never, Database | SqlClient.SqlClient | S
             }
             if (session!.status === "closed") return yield* new SessionClosed({ sessionId })
             return yield* decodeSession(session!)
-          }).pipe(Effect.catchTag("SqlError", storageError("session.open"))),
+          }).pipe(Effect.catchTag("SqlError", storageError("session.open")), annotate),
 
         Send: ({ payload }) =>
           Effect.gen(function*() {
             const current = yield* requireOpen
-            yield* tenants(tenantId).Admit({ estimatedTokens: 0, estimatedCostUsd: 0, startsRun: true }).pipe(
-              Effect.catchTags({
-                MailboxFull: (e) => Effect.fail(new StorageError({ operation: "tenant.admit", reason: e.message })),
-                AlreadyProcessingMessage: (e) =>
-                  Effect.fail(new StorageError({ operation: "tenant.admit", reason: e.message })),
-                PersistenceError: (e) => Effect.fail(new StorageError({ operation: "tenant.admit", reason: e.message }))
-              })
-            )
             const runId = RunId.make(`run_${randomUUID()}`)
             const messageId = MessageId.make(`msg_${randomUUID()}`)
             const seq = current.next_seq
@@ -151,7 +148,7 @@ export const layer: Layer.Layer<never, never, Database | SqlClient.SqlClient | S
               updated_at: new Date()
             }
             // One statement: the message, the session's next sequence number, the run row and its event.
-            const written = yield* inTenant(sql<MessageRow>`
+            const record = inTenant(sql<MessageRow>`
               WITH message AS (
                 INSERT INTO messages ${
               sql.insert({
@@ -182,11 +179,17 @@ export const layer: Layer.Layer<never, never, Database | SqlClient.SqlClient | S
               ), event AS (
                 INSERT INTO outbox ${sql.insert(Outbox.row(RunJournal.event(run, "agent.run.requested", { input })))}
               )
-              SELECT * FROM message`).pipe(
-              // Nothing was recorded: give the admitted run slot back.
-              Effect.tapError(() =>
-                tenants(tenantId).RecordUsage({ tokens: 0, costUsd: 0, runFinished: true }).pipe(Effect.ignore)
-              )
+              SELECT * FROM message`)
+            // Admission reserves a run slot; if the run is not recorded (failure or interruption) it is given back.
+            const written = yield* Effect.acquireUseRelease(
+              tenants(tenantId).Admit({ estimatedTokens: 0, estimatedCostUsd: 0, startsRun: true }).pipe(
+                Effect.catchTags(clusterErrors("tenant.admit"))
+              ),
+              () => record,
+              (_, exit) =>
+                Exit.isSuccess(exit)
+                  ? Effect.void
+                  : tenants(tenantId).RecordUsage({ tokens: 0, costUsd: 0, runFinished: true }).pipe(Effect.ignore)
             )
             session = { ...current, next_seq: seq + 1 }
             const [entry] = yield* decodeEntries(written)
@@ -196,7 +199,7 @@ export const layer: Layer.Layer<never, never, Database | SqlClient.SqlClient | S
               Effect.catchAllCause((cause) => Effect.logWarning("run start not delivered; recovery will wake it", cause))
             )
             return new SendResult({ runId, messageId })
-          }).pipe(Effect.catchTag("SqlError", storageError("session.send"))),
+          }).pipe(Effect.catchTag("SqlError", storageError("session.send")), annotate),
 
         History: ({ payload }) =>
           Effect.gen(function*() {
@@ -218,7 +221,7 @@ export const layer: Layer.Layer<never, never, Database | SqlClient.SqlClient | S
             }
             const oldest = entries[0]?.seq
             return new HistoryPage({ entries, nextBefore: oldest !== undefined && oldest > 1 ? oldest : null })
-          }).pipe(Effect.catchTag("SqlError", storageError("session.history"))),
+          }).pipe(Effect.catchTag("SqlError", storageError("session.history")), annotate),
 
         Close: () =>
           Effect.gen(function*() {
@@ -226,7 +229,7 @@ export const layer: Layer.Layer<never, never, Database | SqlClient.SqlClient | S
             const rows = yield* inTenant(sql<SessionRow>`UPDATE sessions SET status = 'closed', updated_at = now()
               WHERE tenant_id = ${tenantId} AND id = ${sessionId} RETURNING *`)
             session = rows[0]
-          }).pipe(Effect.catchTag("SqlError", storageError("session.close")))
+          }).pipe(Effect.catchTag("SqlError", storageError("session.close")), annotate)
       })
     }),
     { maxIdleTime: idleTimeout }

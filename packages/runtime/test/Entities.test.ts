@@ -88,6 +88,10 @@ describe("Tenant", () => {
       const ghost = (yield* TenantEntity.client)("ghost")
       const error = yield* Effect.flip(ghost.Admit({}))
       assert.strictEqual(error._tag, "TenantNotFound")
+      const invalid = yield* Effect.flip((yield* TenantEntity.client)("bad.tenant").Provision({ name: "Bad", plan: "free" }))
+      assert.strictEqual(invalid._tag, "InvalidId")
+      const badSession = yield* Effect.flip((yield* SessionEntity.client)("acme/not a session").Open({ userId: UserId.make("u"), channel: "web" }))
+      assert.strictEqual(badSession._tag, "InvalidId")
     }).pipe(Effect.provide(Entities)))
 })
 

@@ -167,6 +167,35 @@ describe("OutboxRelay with Postgres and JetStream", () => {
         assert.deepStrictEqual(ids(received), [])
       }))
 
+    it.effect("poison rows are dead-lettered and never block other events", () =>
+      Effect.gen(function*() {
+        const db = yield* Database
+        const state = (eventId: string) =>
+          db.system(db.sql<{ published: boolean; dead: boolean; attempts: number; last_error: string | null }>`
+            SELECT published_at IS NOT NULL AS published, dead_at IS NOT NULL AS dead, attempts, last_error
+            FROM outbox WHERE event_id = ${eventId}`).pipe(Effect.map((rows) => rows[0]))
+        // A row whose envelope does not decode, and a tenant whose id cannot be a subject token.
+        yield* db.tenant("poison")(db.sql`INSERT INTO outbox (tenant_id, event_id, subject, envelope)
+          VALUES ('poison', 'poison:1', 'agent.run.completed', '{"not":"an envelope"}')`)
+        yield* db.tenant("bad.tenant")(Outbox.append([event("bad.tenant", "bt:1"), event("bad.tenant", "bt:2")]))
+        yield* createTenant("after_poison", [event("after_poison", "ap:1")])
+
+        yield* OutboxRelay.relayOnce()
+        assert.deepInclude(yield* state("poison:1"), { published: false, dead: true })
+        assert.deepInclude(yield* state("bt:1"), { published: false, dead: false, attempts: 1 })
+        // The failing tenant's later event waits behind it; other tenants' events go out.
+        assert.deepInclude(yield* state("bt:2"), { published: false, attempts: 0 })
+        assert.deepInclude(yield* state("ap:1"), { published: true })
+        const delivered = yield* receiveExactly({ durable: "after_poison", subjects: [">"], tenantId: "after_poison" }, 1)
+        assert.deepStrictEqual(ids(delivered), ["ap:1"])
+
+        for (let i = 1; i < OutboxRelay.maxAttempts * 2; i++) yield* OutboxRelay.relayOnce()
+        const bt1 = yield* state("bt:1")
+        assert.deepInclude(bt1, { published: false, dead: true, attempts: OutboxRelay.maxAttempts })
+        assert.match(bt1?.last_error ?? "", /bad\.tenant/)
+        assert.deepInclude(yield* state("bt:2"), { published: false, dead: true })
+      }))
+
     it.effect("a consumer filtered on one tenant does not get another tenant's events", () =>
       Effect.gen(function*() {
         yield* createTenant("tenant_a", [event("tenant_a", "a:1")])

@@ -7,11 +7,11 @@ import * as TestDatabase from "../src/TestDatabase.js"
 const seed = Effect.gen(function*() {
   const db = yield* Database
   const sql = db.sql
-  yield* sql`INSERT INTO plans (name, limits) VALUES ('free', '{}') ON CONFLICT DO NOTHING`
   for (const t of ["tenant_a", "tenant_b"]) {
     yield* db.tenant(t)(Effect.gen(function*() {
-      yield* sql`INSERT INTO tenants (tenant_id, name, plan, limits) VALUES (${t}, ${t}, 'free', '{}')`
-      yield* sql`INSERT INTO sessions (tenant_id, id, user_id, channel) VALUES (${t}, ${`s_${t}`}, 'u1', 'web')`
+      yield* sql`INSERT INTO tenants (tenant_id, name, plan, limits) VALUES (${t}, ${t}, 'free', '{}') ON CONFLICT DO NOTHING`
+      yield* sql`INSERT INTO sessions (tenant_id, id, user_id, channel) VALUES (${t}, ${`s_${t}`}, 'u1', 'web')
+        ON CONFLICT DO NOTHING`
     }))
   }
 })
@@ -48,6 +48,7 @@ describe("row-level security", () => {
 
     it.effect("without a tenant set, the application role sees nothing", () =>
       Effect.gen(function*() {
+        yield* seed
         const sql = yield* SqlClient.SqlClient
         const rows = yield* sql.withTransaction(
           Effect.zipRight(sql`SELECT set_config('role', 'tessera_app', true)`, sql`SELECT * FROM sessions`)

@@ -3,10 +3,13 @@
  * code: a configuration error names the variable, an unreachable database says so.
  */
 import * as Cause from "effect/Cause"
+import * as Config from "effect/Config"
 import * as ConfigError from "effect/ConfigError"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
 import * as Node from "./Node.js"
 
 export const help = `tessera — multi-tenant AI agent runtime
@@ -48,6 +51,8 @@ export const describe = (cause: Cause.Cause<unknown>): string => {
   return String(error)
 }
 
+const logLevel = Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info))
+
 const commands: Record<string, Effect.Effect<void, unknown>> = {
   dev: Layer.launch(Node.dev),
   runner: Layer.launch(Node.runner),
@@ -66,7 +71,7 @@ export const run = (args: ReadonlyArray<string>): Effect.Effect<void> => {
       })
     )
   }
-  return command.pipe(
+  return Effect.flatMap(logLevel, (level) => Logger.withMinimumLogLevel(command, level)).pipe(
     Effect.catchAllCause((cause) =>
       Cause.isInterruptedOnly(cause)
         ? Effect.void

@@ -58,8 +58,7 @@ const database = Layer.unwrapEffect(
 
 const demo: Layer.Layer<never, never, Demo.Requirements> = Layer.effectDiscard(
   Effect.gen(function*() {
-    const port = yield* Effect.orDie(Config.port("PORT").pipe(Config.withDefault(8080)))
-    yield* Demo.provision({ dir: ".tessera", baseUrl: `http://localhost:${port}` })
+    yield* Demo.provision({ dir: ".tessera", baseUrl: `http://localhost:${yield* port}` })
   }).pipe(Effect.orDie)
 )
 

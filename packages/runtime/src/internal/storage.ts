@@ -1,3 +1,4 @@
+import type { AlreadyProcessingMessage, MailboxFull, PersistenceError } from "@effect/cluster/ClusterError"
 import type { SqlError } from "@effect/sql/SqlError"
 import { StorageError } from "@tessera/domain/Errors"
 import * as Effect from "effect/Effect"
@@ -11,3 +12,13 @@ export const storageError = (operation: string) => (error: SqlError): Effect.Eff
     Effect.logWarning(`${operation} failed`, error),
     Effect.fail(new StorageError({ operation, reason: error.message }))
   )
+
+/**
+ * The cluster's delivery failures of an entity call, as a StorageError naming the operation:
+ * `Effect.catchTags(clusterErrors("tenant.admit"))`.
+ */
+export const clusterErrors = (operation: string) => {
+  const fail = (error: MailboxFull | AlreadyProcessingMessage | PersistenceError) =>
+    Effect.fail(new StorageError({ operation, reason: error.message }))
+  return { MailboxFull: fail, AlreadyProcessingMessage: fail, PersistenceError: fail }
+}

@@ -1,8 +1,8 @@
 /**
  * The core schema. Tenant-owned tables carry `tenant_id`, have row-level security enabled and
  * FORCED, and a policy on `app.current_tenant_id` for the application role `tessera_app`.
- * `tessera_system` (cross-tenant infrastructure: the outbox relay, the run recovery scan, the
- * API-key lookup) gets explicit read policies on the few tables it needs. Neither role is a
+ * `tessera_system` (cross-tenant infrastructure: the outbox relay, the run recovery scan, and
+ * the API-key lookup of the edge) gets explicit policies on the few tables it needs. Neither role is a
  * superuser, owns a table, or has BYPASSRLS; the connection user only switches into them.
  */
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -185,9 +185,12 @@ export default Effect.gen(function*() {
       subject text NOT NULL,
       envelope jsonb NOT NULL,
       created_at timestamptz NOT NULL DEFAULT now(),
-      published_at timestamptz
+      published_at timestamptz,
+      attempts integer NOT NULL DEFAULT 0,
+      last_error text,
+      dead_at timestamptz
     )`
-  yield* sql`CREATE INDEX outbox_unpublished ON outbox (seq) WHERE published_at IS NULL`
+  yield* sql`CREATE INDEX outbox_pending ON outbox (seq) WHERE published_at IS NULL AND dead_at IS NULL`
 
   for (const table of tenantTables) {
     yield* sql.unsafe(`CREATE INDEX ${table}_tenant_created ON ${table} (tenant_id, created_at)`)
