@@ -4,7 +4,8 @@
  *
  * - `dev`: one node on the embedded defaults. Postgres is `DATABASE_URL` when set, otherwise
  *   the embedded server in `.tessera/pg`; events go to NATS when `NATS_URL` is set, otherwise to
- *   the in-process bus. Provisions the demo tenant.
+ *   the in-process bus. Provisions the demo tenant before it opens HTTP, so /readyz implies
+ *   `.tessera/demo.json`.
  * - `runner`: a cluster node for production: `DATABASE_URL` is required, `NATS_URL` selects
  *   JetStream, `RUNNER_HOST`/`RUNNER_PORT` address it in the cluster.
  */
@@ -44,9 +45,9 @@ const eventBus = Layer.unwrapEffect(
 
 const migrated = Layer.effectDiscard(Migrations.run)
 
-/** What every node runs on top of its database and sharding. */
-const node = <E, R>(extra: Layer.Layer<never, E, R>) =>
-  Layer.mergeAll(Entities.layer, OutboxRelay.layer(), httpServer, extra).pipe(
+/** What every node runs on top of its database and sharding; HTTP opens once `before` is done. */
+const node = <E, R>(before: Layer.Layer<never, E, R>) =>
+  Layer.mergeAll(Entities.layer, OutboxRelay.layer(), httpServer.pipe(Layer.provide(before))).pipe(
     Layer.provide(eventBus),
     Layer.provide(migrated)
   )
