@@ -352,9 +352,6 @@ const program = (s: Settings) =>
         })
       const journaled = yield* phase("run row → Run.Start → echo step completed", runCallers, journalOnce)
       rows.push({ figure: "5. Run.Start → journaled step completed (runs/s)", r: journaled, count: journaled.ok, raw: raw32, callers: runCallers })
-      notes.push(
-        "5. journal only: INSERT the requested run row, Run.Start, wait until completed (same poller); no Session, no Admit"
-      )
       yield* Fiber.interrupt(poller)
       // The last runs release their tenant slot (RecordUsage) just after their row completes.
       yield* Effect.sleep("500 millis")
@@ -369,7 +366,8 @@ const program = (s: Settings) =>
           "so quotas do not throttle",
         `   latency split: Send reply p50 ${fmt(percentile(sendMs, 0.5), 2)} / p99 ${fmt(percentile(sendMs, 0.99), 2)} ms, ` +
           `then until completed p50 ${fmt(percentile(waitMs, 0.5), 2)} / p99 ${fmt(percentile(waitMs, 0.99), 2)} ms`,
-        `   agent_runs at the end (warm-up included): ${check.map((r) => `${r.status} ${r.n}`).join(", ")}`
+        `   agent_runs at the end (warm-up included): ${check.map((r) => `${r.status} ${r.n}`).join(", ")}`,
+        "5. journal only: INSERT the requested run row, Run.Start, wait until completed (same poller); no Session, no Admit"
       )
     }
 
@@ -393,7 +391,7 @@ const program = (s: Settings) =>
     console.log(
       `  raw limit: single-row INSERT INTO bench_raw (autocommit) at the figure's concurrency, same pool of ${s.poolSize}`
     )
-    for (const note of notes.sort((a, b) => a.slice(0, 2).localeCompare(b.slice(0, 2)))) console.log(`  ${note}`)
+    for (const note of notes) console.log(`  ${note}`)
     const failures = rows.filter((row) => row.r.failed > 0)
     if (failures.length > 0) {
       console.log(`  failures: ${failures.map((row) => `${row.figure.slice(0, 2)} ${row.r.failed}`).join(", ")}`)
