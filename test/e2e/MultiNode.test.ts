@@ -115,8 +115,14 @@ describe("multi-node cluster", () => {
       const runners = yield* Effect.forEach(["r1", "r2", "r3"], (name) => spawnRunner(name, url))
       yield* Effect.forEach(runners, readyz, { concurrency: "unbounded", discard: true })
       const sql = yield* SqlClient.SqlClient
-      const live = yield* sql<{ n: string }>`SELECT count(*) AS n FROM cluster_runners WHERE healthy`
-      assert.strictEqual(Number(live[0]?.n), 3)
+      // All three registered and healthy in the cluster's runner table (a runner may be ready before its peers see it).
+      const live = yield* sql<{ n: string }>`SELECT count(*) AS n FROM cluster_runners WHERE healthy`.pipe(
+        Effect.map((rows) => Number(rows[0]?.n)),
+        Effect.filterOrFail((n) => n === 3, (n) => `${n} healthy runners`),
+        Effect.retry(Schedule.spaced("250 millis").pipe(Schedule.upTo("30 seconds"))),
+        Effect.orElseSucceed(() => 0)
+      )
+      assert.strictEqual(live, 3)
 
       const tessera = yield* TesseraClient
       const tenantId = TenantId.make("multinode")

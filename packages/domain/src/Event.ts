@@ -10,7 +10,9 @@ export const EventType = Schema.Literal(
   "tool.call.requested",
   "tool.call.succeeded",
   "tool.call.failed",
+  "ingest.doc.requested",
   "ingest.doc.processed",
+  "ingest.doc.deadlettered",
   "usage.metered",
   "billing.invoice.generated"
 )

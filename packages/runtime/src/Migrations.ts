@@ -5,9 +5,11 @@
 import * as Migrator from "@effect/sql/Migrator"
 import * as Effect from "effect/Effect"
 import core from "./migrations/0001_core.js"
+import knowledge from "./migrations/0002_knowledge.js"
 
 const migrations = {
-  "0001_core": core
+  "0001_core": core,
+  "0002_knowledge": knowledge
 }
 
 export const loader: Migrator.Loader = Migrator.fromRecord(migrations)

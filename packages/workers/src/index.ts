@@ -1,1 +1,1 @@
-export {}
+export * as IngestionWorker from "./IngestionWorker.js"
