@@ -57,18 +57,19 @@ const qPrefix = /^(?:q|question)\s*[:.)-]\s*\S/i
 const stripInline = (s: string): string =>
   s
     // images, then links: keep the visible text
-    .replace(/!\[([^\]]*)\]\([^)]*\)/g, "$1")
-    .replace(/\[([^\]]+)\]\([^)]*\)/g, "$1")
-    .replace(/\[([^\]]+)\]\[[^\]]*\]/g, "$1")
+    .replace(/!\[([^\]]{0,500})\]\([^)]{0,2000}\)/g, "$1")
+    .replace(/\[([^\]]{1,500})\]\([^)]{0,2000}\)/g, "$1")
+    .replace(/\[([^\]]{1,500})\]\[[^\]]{0,500}\]/g, "$1")
     // autolinks <https://…>
     .replace(/<((?:https?|mailto):[^>\s]+)>/g, "$1")
     // code spans
-    .replace(/`+([^`]+?)`+/g, "$1")
+    .replace(/`+([^`]{1,1000}?)`+/g, "$1")
     // strong / emphasis / strike (only when the markers hug non-space text)
-    .replace(/(\*\*|__)(?=\S)([\s\S]*?\S)\1/g, "$2")
-    .replace(/(^|[^\w*])\*(?=\S)([^*]*?\S)\*(?=[^\w*]|$)/g, "$1$2")
-    .replace(/(^|[^\w_])_(?=\S)([^_]*?\S)_(?=[^\w_]|$)/g, "$1$2")
-    .replace(/~~(?=\S)([\s\S]*?\S)~~/g, "$1")
+    // (spans are bounded so that unmatched markers cannot make this quadratic)
+    .replace(/(\*\*|__)(?=\S)([^\n]{0,500}?\S)\1/g, "$2")
+    .replace(/(^|[^\w*])\*(?=\S)([^*\n]{0,500}?\S)\*(?=[^\w*]|$)/g, "$1$2")
+    .replace(/(^|[^\w_])_(?=\S)([^_\n]{0,500}?\S)_(?=[^\w_]|$)/g, "$1$2")
+    .replace(/~~(?=\S)([^\n]{0,500}?\S)~~/g, "$1")
     // simple inline HTML tags sometimes found in markdown
     .replace(/<\/?(?:br|b|i|em|strong|span|sup|sub|u|code|kbd)\b[^>]*>/gi, " ")
 
@@ -245,16 +246,17 @@ const blockTags = new Set([
   "details", "address", "fieldset", "legend", "body", "html", "caption", "dl", "center", "title"
 ])
 
-const tagRe = /<(\/?)([a-zA-Z][a-zA-Z0-9:-]*)((?:\s+[^\s"'>/=]+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'>]+))?)*)\s*\/?>/g
+/** A start or end tag; attribute names and unquoted values cannot hold `<`, so a stray `<` fails fast. */
+const tagRe = /<(\/?)([a-zA-Z][a-zA-Z0-9:-]*)((?:\s+[^\s"'<>/=]+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'<>]+))?)*)\s*\/?>/g
 
 const parseHtml = (content: string): Array<Block> => {
   let html = content.replace(/\r\n?/g, "\n")
   html = html.replace(/<!--[\s\S]*?(?:-->|$)/g, " ")
   html = html.replace(/<!\[CDATA\[[\s\S]*?(?:\]\]>|$)/g, " ")
-  html = html.replace(/<![^>]*>/g, " ")
+  html = html.replace(/<![^<>]*>/g, " ")
   html = html.replace(/<\?[\s\S]*?(?:\?>|$)/g, " ")
   for (const tag of dropped) {
-    html = html.replace(new RegExp(`<${tag}\\b[^>]*>[\\s\\S]*?(?:<\\/${tag}\\s*>|$)`, "gi"), " ")
+    html = html.replace(new RegExp(`<${tag}\\b[^<>]*>[\\s\\S]*?(?:<\\/${tag}\\s*>|$)`, "gi"), " ")
   }
 
   const blocks: Array<Block> = []

@@ -11,6 +11,10 @@ import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Node from "./Node.js"
+import { TenantId } from "@tessera/domain/Ids"
+import { SearchMode } from "@tessera/domain/Knowledge"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 
 export const help = `tessera — multi-tenant AI agent runtime
 
@@ -21,6 +25,9 @@ Commands:
             events), provisions the demo tenant and writes .tessera/demo.json
   runner    a cluster node: DATABASE_URL (required), NATS_URL, RUNNER_HOST, RUNNER_PORT, PORT
   migrate   apply the database migrations to DATABASE_URL and exit
+  knowledge eval <questions.jsonl> --tenant <id> [--mode hybrid|full_text|vector|all]
+            recall@1, recall@5 and MRR of a tenant's knowledge base on a question set
+            (DATABASE_URL, or the embedded Postgres of a stopped \`tessera dev\`)
   help      this text
 
 Environment: see the README.`
@@ -53,11 +60,33 @@ export const describe = (cause: Cause.Cause<unknown>): string => {
 
 const logLevel = Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info))
 
-const commands: Record<string, Effect.Effect<void, unknown>> = {
-  dev: Layer.launch(Node.dev),
-  runner: Layer.launch(Node.runner),
-  migrate: Effect.asVoid(Node.migrate),
-  help: Console.log(help)
+const usage = (message: string) => Effect.fail(new Error(`${message}\n\n${help}`))
+
+const option = (args: ReadonlyArray<string>, name: string): string | undefined => {
+  const i = args.indexOf(name)
+  return i >= 0 ? args[i + 1] : undefined
+}
+
+const knowledge = (args: ReadonlyArray<string>): Effect.Effect<void, unknown> => {
+  const [sub, file] = args
+  const tenant = option(args, "--tenant")
+  const mode = option(args, "--mode") ?? "all"
+  if (sub !== "eval" || file === undefined || file.startsWith("--")) return usage("usage: tessera knowledge eval <questions.jsonl> --tenant <id>")
+  if (tenant === undefined) return usage("--tenant <id> is required")
+  const tenantId = Schema.decodeUnknownEither(TenantId)(tenant)
+  if (tenantId._tag === "Left") return usage(`--tenant ${JSON.stringify(tenant)} is not a tenant id`)
+  const one = Schema.decodeUnknownOption(SearchMode)(mode)
+  const modes = mode === "all" ? (["full_text", "vector", "hybrid"] as const) : Option.isSome(one) ? [one.value] : undefined
+  if (modes === undefined) return usage(`--mode ${JSON.stringify(mode)} is not hybrid, full_text, vector or all`)
+  return Node.knowledgeEval(file, tenantId.right, modes)
+}
+
+const commands: Record<string, (args: ReadonlyArray<string>) => Effect.Effect<void, unknown>> = {
+  dev: () => Layer.launch(Node.dev),
+  runner: () => Layer.launch(Node.runner),
+  migrate: () => Effect.asVoid(Node.migrate),
+  knowledge,
+  help: () => Console.log(help)
 }
 
 export const run = (args: ReadonlyArray<string>): Effect.Effect<void> => {
@@ -71,7 +100,7 @@ export const run = (args: ReadonlyArray<string>): Effect.Effect<void> => {
       })
     )
   }
-  return Effect.flatMap(logLevel, (level) => Logger.withMinimumLogLevel(command, level)).pipe(
+  return Effect.flatMap(logLevel, (level) => Logger.withMinimumLogLevel(command(args.slice(1)), level)).pipe(
     Effect.catchAllCause((cause) =>
       Cause.isInterruptedOnly(cause)
         ? Effect.void

@@ -19,13 +19,24 @@ import * as Entities from "@tessera/runtime/Entities"
 import * as MemoryEventBus from "@tessera/runtime/MemoryEventBus"
 import * as Migrations from "@tessera/runtime/Migrations"
 import * as NatsEventBus from "@tessera/runtime/NatsEventBus"
+import * as KnowledgeStore from "@tessera/runtime/KnowledgeStore"
+import * as LocalEmbedder from "@tessera/runtime/LocalEmbedder"
+import * as OpenAiEmbedder from "@tessera/runtime/OpenAiEmbedder"
 import * as OutboxRelay from "@tessera/runtime/OutboxRelay"
+import * as PgVectorStore from "@tessera/runtime/PgVectorStore"
+import * as IngestionWorker from "@tessera/workers/IngestionWorker"
+import * as FileSystem from "@effect/platform/FileSystem"
+import type { TenantId } from "@tessera/domain/Ids"
+import type { SearchMode } from "@tessera/domain/Knowledge"
+import * as KnowledgeEval from "@tessera/runtime/KnowledgeEval"
 import * as Config from "effect/Config"
+import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { createServer } from "node:http"
 import * as Demo from "./Demo.js"
+import * as DemoKnowledge from "./DemoKnowledge.js"
 import * as Health from "./Health.js"
 
 const port = Config.port("PORT").pipe(Config.withDefault(8080))
@@ -45,9 +56,23 @@ const eventBus = Layer.unwrapEffect(
 
 const migrated = Layer.effectDiscard(Migrations.run)
 
+/** The OpenAI-compatible embeddings endpoint when `EMBEDDINGS_BASE_URL` is set, the local embedder otherwise. */
+const embedder = Layer.unwrapEffect(
+  Effect.map(Config.option(Config.string("EMBEDDINGS_BASE_URL")), (url) =>
+    Option.isSome(url) ? OpenAiEmbedder.layerConfig : LocalEmbedder.layer)
+)
+
+const knowledge = KnowledgeStore.layer.pipe(Layer.provide([embedder, PgVectorStore.layer]))
+
 /** What every node runs on top of its database and sharding; HTTP opens once `before` is done. */
 const node = <E, R>(before: Layer.Layer<never, E, R>) =>
-  Layer.mergeAll(Entities.layer, OutboxRelay.layer(), httpServer.pipe(Layer.provide(before))).pipe(
+  Layer.mergeAll(
+    Entities.layer,
+    OutboxRelay.layer(),
+    IngestionWorker.layer(),
+    httpServer.pipe(Layer.provide(before))
+  ).pipe(
+    Layer.provideMerge(knowledge),
     Layer.provide(eventBus),
     Layer.provide(migrated)
   )
@@ -57,9 +82,10 @@ const database = Layer.unwrapEffect(
     Option.isSome(url) ? Database.layerConfig : EmbeddedPostgres.layerPgClient)
 )
 
-const demo: Layer.Layer<never, never, Demo.Requirements> = Layer.effectDiscard(
+const demo: Layer.Layer<never, never, Demo.Requirements | KnowledgeStore.KnowledgeStore> = Layer.effectDiscard(
   Effect.gen(function*() {
     yield* Demo.provision({ dir: ".tessera", baseUrl: `http://localhost:${yield* port}` })
+    yield* DemoKnowledge.load(Demo.tenantId)
   }).pipe(Effect.orDie)
 )
 
@@ -79,3 +105,18 @@ export const runner = node(Layer.empty).pipe(
 export const migrate = Migrations.run.pipe(
   Effect.provide(Database.layerConfig)
 )
+
+/** `tessera knowledge eval <questions.jsonl> --tenant <id> [--mode hybrid|full_text|vector]`. */
+export const knowledgeEval = (file: string, tenantId: TenantId, modes: ReadonlyArray<SearchMode>) =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const questions = yield* Effect.flatMap(fs.readFileString(file), KnowledgeEval.parseJsonl)
+    for (const mode of modes) {
+      yield* Console.log(KnowledgeEval.format(yield* KnowledgeEval.evaluate(tenantId, questions, mode)))
+    }
+  }).pipe(
+    Effect.provide(knowledge),
+    Effect.provide(Database.Database.Default),
+    Effect.provide(database),
+    Effect.provide(NodeContext.layer)
+  )
