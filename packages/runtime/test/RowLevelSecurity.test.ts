@@ -68,10 +68,18 @@ describe("row-level security", () => {
         const owned = yield* sql<{ tablename: string }>`
           SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tableowner IN ('tessera_app', 'tessera_system')`
         assert.strictEqual(owned.length, 0)
-        const forced = yield* sql<{ relname: string }>`
-          SELECT relname FROM pg_class WHERE relname IN ('tenants','api_keys','sessions','messages','agent_runs','run_steps','usage_counters','audit_logs','outbox')
-            AND relrowsecurity AND relforcerowsecurity`
-        assert.strictEqual(forced.length, 9)
+        // Every table with a tenant_id column (today's and any later migration's) is isolated.
+        const unprotected = yield* sql<{ table_name: string }>`
+          SELECT c.table_name FROM information_schema.columns c
+          JOIN pg_class t ON t.relname = c.table_name AND t.relkind = 'r'
+          JOIN pg_namespace n ON n.oid = t.relnamespace AND n.nspname = c.table_schema
+          WHERE c.table_schema = 'public' AND c.column_name = 'tenant_id'
+            AND NOT (t.relrowsecurity AND t.relforcerowsecurity
+              AND EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = t.oid AND p.polname = 'tenant_isolation'))`
+        assert.deepStrictEqual(unprotected.map((r) => r.table_name), [])
+        const tenantTables = yield* sql<{ n: string }>`SELECT count(*) AS n FROM information_schema.columns
+          WHERE table_schema = 'public' AND column_name = 'tenant_id'`
+        assert.isAtLeast(Number(tenantTables[0]?.n), 12)
         const current = yield* Effect.flatMap(Database, (db) =>
           db.tenant("tenant_a")(sql<{ role: string; tenant: string }>`SELECT current_user AS role, current_setting('app.current_tenant_id') AS tenant`)
         )

@@ -8,6 +8,7 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Plan from "@tessera/domain/Plan"
 import * as Effect from "effect/Effect"
+import { tenantOwned } from "./tenantOwned.js"
 
 const tenantTables = [
   "tenants",
@@ -192,16 +193,7 @@ export default Effect.gen(function*() {
     )`
   yield* sql`CREATE INDEX outbox_pending ON outbox (seq) WHERE published_at IS NULL AND dead_at IS NULL`
 
-  for (const table of tenantTables) {
-    yield* sql.unsafe(`CREATE INDEX ${table}_tenant_created ON ${table} (tenant_id, created_at)`)
-    yield* sql.unsafe(`ALTER TABLE ${table} ENABLE ROW LEVEL SECURITY`)
-    yield* sql.unsafe(`ALTER TABLE ${table} FORCE ROW LEVEL SECURITY`)
-    yield* sql.unsafe(`GRANT SELECT, INSERT, UPDATE, DELETE ON ${table} TO tessera_app`)
-    yield* sql.unsafe(`
-      CREATE POLICY tenant_isolation ON ${table} TO tessera_app
-        USING (tenant_id = current_setting('app.current_tenant_id', true))
-        WITH CHECK (tenant_id = current_setting('app.current_tenant_id', true))`)
-  }
+  for (const table of tenantTables) yield* tenantOwned(sql, table)
   for (const [table, commands] of systemAccess) {
     yield* sql.unsafe(`GRANT ${commands === "ALL" ? "SELECT, UPDATE" : "SELECT"} ON ${table} TO tessera_system`)
     yield* sql.unsafe(`CREATE POLICY system_access ON ${table} FOR ${commands} TO tessera_system USING (true)`)

@@ -8,6 +8,7 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
+import { tenantOwned } from "./tenantOwned.js"
 
 const tenantTables = ["kb_collections", "kb_documents", "kb_chunks"] as const
 
@@ -74,15 +75,6 @@ export default Effect.gen(function*() {
     )`
   yield* sql`CREATE INDEX kb_chunks_tsv ON kb_chunks USING gin (tsv)`
 
-  for (const table of tenantTables) {
-    yield* sql.unsafe(`CREATE INDEX ${table}_tenant_created ON ${table} (tenant_id, created_at)`)
-    yield* sql.unsafe(`ALTER TABLE ${table} ENABLE ROW LEVEL SECURITY`)
-    yield* sql.unsafe(`ALTER TABLE ${table} FORCE ROW LEVEL SECURITY`)
-    yield* sql.unsafe(`GRANT SELECT, INSERT, UPDATE, DELETE ON ${table} TO tessera_app`)
-    yield* sql.unsafe(`
-      CREATE POLICY tenant_isolation ON ${table} TO tessera_app
-        USING (tenant_id = current_setting('app.current_tenant_id', true))
-        WITH CHECK (tenant_id = current_setting('app.current_tenant_id', true))`)
-  }
+  for (const table of tenantTables) yield* tenantOwned(sql, table)
   yield* sql`GRANT EXECUTE ON FUNCTION kb_heading_text(text[]) TO tessera_app`
 })
