@@ -2,7 +2,9 @@
  * Retrieval benchmark: the demo knowledge base and the 180 paraphrased questions of
  * `test/fixtures/retrieval/questions.jsonl`, per mode (full text, vectors, hybrid): recall@1,
  * recall@5, MRR and search latency; then ingestion throughput and search latency again once the
- * tenant holds ~10k chunks (synthetic store pages as distractors). Fresh database on
+ * tenant holds ~10k chunks (synthetic store pages as distractors). Run once per form of the
+ * Postgres vector store: the exact `float4[]` scan, then pgvector's HNSW index when the server
+ * has the extension — the same questions and chunks side by side. Fresh database per form on
  * `TEST_DATABASE_URL`, local embedder, live clock. `npm run bench:retrieval`.
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
@@ -54,7 +56,7 @@ const syntheticPage = (n: number) => {
   })
 }
 
-const program = Effect.gen(function*() {
+const program = (form: string) => Effect.gen(function*() {
   const db = yield* Database
   const store = yield* KnowledgeStore.KnowledgeStore
   yield* db.tenant(tenantId)(db.sql`INSERT INTO tenants (tenant_id, name, plan, limits) VALUES (${tenantId}, 'Demo', 'pro', '{}')`)
@@ -65,8 +67,8 @@ const program = Effect.gen(function*() {
     Effect.map((rows) => Number(rows[0]?.n ?? 0))
   )
 
-  console.log("Tessera retrieval benchmark")
-  console.log(`  node ${process.version}, ${Os.cpus().length} CPUs, local embedder (local/hash-384), float4[] exact cosine in Postgres`)
+  console.log(`Tessera retrieval benchmark — vector store: ${form}`)
+  console.log(`  node ${process.version}, ${Os.cpus().length} CPUs, local embedder (local/hash-384)`)
 
   let started = performance.now()
   const demo = yield* DemoKnowledge.documents
@@ -100,10 +102,22 @@ const program = Effect.gen(function*() {
   table(`demo KB + synthetic distractors (${total} chunks)`, yield* Effect.forEach(modes, (mode) => KnowledgeEval.evaluate(tenantId, questions, mode)))
 })
 
-const Store = KnowledgeStore.layer.pipe(
-  Layer.provide([LocalEmbedder.layer, PgVectorStore.layer]),
-  Layer.provideMerge(TestDatabase.layer),
-  Layer.provideMerge(NodeContext.layer)
-)
+const storeWith = (options: PgVectorStore.Options) =>
+  KnowledgeStore.layer.pipe(
+    Layer.provide(PgVectorStore.layerWith(options)),
+    Layer.provide(LocalEmbedder.layer),
+    Layer.provideMerge(TestDatabase.layer),
+    Layer.provideMerge(NodeContext.layer)
+  )
 
-NodeRuntime.runMain(program.pipe(Effect.provide(Store), Logger.withMinimumLogLevel(LogLevel.Warning)))
+const main = Effect.gen(function*() {
+  yield* program("Postgres, exact float4[] cosine scan").pipe(Effect.provide(storeWith({ pgvector: "off" })))
+  if (yield* TestDatabase.extensionAvailable("vector")) {
+    console.log("")
+    yield* program("Postgres, pgvector HNSW (cosine, iterative scan)").pipe(Effect.provide(storeWith({ pgvector: "auto" })))
+  } else {
+    console.log("  (pgvector is not installed on this server: the HNSW form is not measured)")
+  }
+})
+
+NodeRuntime.runMain(main.pipe(Logger.withMinimumLogLevel(LogLevel.Warning)))

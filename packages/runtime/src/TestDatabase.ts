@@ -14,24 +14,34 @@ import { randomBytes } from "node:crypto"
 import { Database, layerPg } from "./Database.js"
 import * as Migrations from "./Migrations.js"
 
+const adminUrl = Config.string("TEST_DATABASE_URL").pipe(
+  Config.withDefault("postgres://postgres@127.0.0.1:5432/postgres")
+)
+
+/** Whether the test server can load an extension (e.g. `vector`), for suites that need one. */
+export const extensionAvailable = (name: string): Effect.Effect<boolean> =>
+  Effect.gen(function*() {
+    const sql = yield* PgClient.make({ url: Redacted.make(yield* adminUrl), maxConnections: 1 })
+    const rows = yield* sql`SELECT 1 FROM pg_available_extensions WHERE name = ${name}`
+    return rows.length > 0
+  }).pipe(Effect.scoped, Effect.provide(Reactivity.layer), Effect.orDie)
+
 export class TestDatabaseUrl extends Effect.Service<TestDatabaseUrl>()("@tessera/runtime/TestDatabaseUrl", {
   scoped: Effect.gen(function*() {
-    const adminUrl = yield* Config.string("TEST_DATABASE_URL").pipe(
-      Config.withDefault("postgres://postgres@127.0.0.1:5432/postgres")
-    )
+    const admin = yield* adminUrl
     const name = `tessera_test_${randomBytes(6).toString("hex")}`
-    const admin = (statement: string) =>
+    const run = (statement: string) =>
       Effect.scoped(
         Effect.flatMap(
-          PgClient.make({ url: Redacted.make(adminUrl), maxConnections: 1 }),
+          PgClient.make({ url: Redacted.make(admin), maxConnections: 1 }),
           (sql) => sql.unsafe(statement)
         )
       ).pipe(Effect.provide(Reactivity.layer))
     yield* Effect.acquireRelease(
-      admin(`CREATE DATABASE ${name}`),
-      () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).pipe(Effect.ignore)
+      run(`CREATE DATABASE ${name}`),
+      () => run(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).pipe(Effect.ignore)
     )
-    const url = new URL(adminUrl)
+    const url = new URL(admin)
     url.pathname = `/${name}`
     return { url: url.toString(), name } as const
   }).pipe(Effect.orDie)

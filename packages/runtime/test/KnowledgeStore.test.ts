@@ -2,14 +2,17 @@ import { assert, describe, it } from "@effect/vitest"
 import { TenantId } from "@tessera/domain/Ids"
 import { DocumentInput, SearchQuery } from "@tessera/domain/Knowledge"
 import type { SearchMode } from "@tessera/domain/Knowledge"
+import { QdrantClient } from "@qdrant/js-client-rest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { createHash } from "node:crypto"
+import { createHash, randomBytes } from "node:crypto"
 import { Database } from "../src/Database.js"
 import { Embedder } from "../src/Embedder.js"
 import * as KnowledgeStore from "../src/KnowledgeStore.js"
 import * as PgVectorStore from "../src/PgVectorStore.js"
+import * as QdrantVectorStore from "../src/QdrantVectorStore.js"
 import * as TestDatabase from "../src/TestDatabase.js"
+import type { VectorStore } from "../src/VectorStore.js"
 
 /**
  * A small deterministic embedder (hashed words and character trigrams, L2-normalised): the
@@ -66,13 +69,75 @@ const secretB = `# Internal
 The zeppelin discount code for tenant B staff is ZEPPELIN42.`
 
 const embedderLayer = Layer.succeed(Embedder, hashedEmbedder(256))
-const storeLayer = KnowledgeStore.layer.pipe(
-  Layer.provideMerge(PgVectorStore.layer),
-  Layer.provideMerge(embedderLayer)
-)
 
-describe("KnowledgeStore", () => {
-  it.layer(storeLayer.pipe(Layer.provideMerge(TestDatabase.layer)), { timeout: 120_000 })((it) => {
+/** A VectorStore adapter under test, and how to read back what it stored for a document. */
+interface Adapter {
+  readonly name: string
+  /** Why the suite is skipped on this machine; undefined when it runs. */
+  readonly skip: string | undefined
+  readonly layer: Layer.Layer<VectorStore, unknown, Database | Embedder>
+  /** The document's stored vectors, by chunk position. */
+  readonly vectors: (tenantId: TenantId, documentId: string) => Effect.Effect<ReadonlyArray<ReadonlyArray<number>>, unknown, Database>
+}
+
+const pgVectors = (column: "embedding" | "vec::float4[]") => (tenantId: TenantId, documentId: string) =>
+  Effect.flatMap(Database, (db) =>
+    db.tenant(tenantId)(db.sql<{ v: ReadonlyArray<number> }>`
+      SELECT ${db.sql.literal(column)} AS v FROM kb_chunks
+      WHERE tenant_id = ${tenantId} AND document_id = ${documentId} AND ${db.sql.literal(column)} IS NOT NULL
+      ORDER BY position`)).pipe(Effect.map((rows) => rows.map((r) => r.v)))
+
+const qdrantUrl = process.env["QDRANT_URL"]
+const qdrantPrefix = `tessera_test_${randomBytes(4).toString("hex")}`
+
+const adapters: ReadonlyArray<Adapter> = [
+  {
+    name: "Postgres, exact float4[] scan",
+    skip: undefined,
+    layer: PgVectorStore.layerWith({ pgvector: "off" }),
+    vectors: pgVectors("embedding")
+  },
+  {
+    name: "Postgres, pgvector HNSW",
+    skip: (await Effect.runPromise(TestDatabase.extensionAvailable("vector")))
+      ? undefined
+      : "pgvector is not installed on the TEST_DATABASE_URL server",
+    layer: PgVectorStore.layer,
+    vectors: pgVectors("vec::float4[]")
+  },
+  {
+    name: "Qdrant",
+    skip: qdrantUrl === undefined ? "QDRANT_URL is not set" : undefined,
+    layer: QdrantVectorStore.layer({ url: qdrantUrl ?? "", collectionPrefix: qdrantPrefix }),
+    vectors: (tenantId, documentId) =>
+      Effect.promise(async () => {
+        const client = new QdrantClient({ url: qdrantUrl ?? "", checkCompatibility: false })
+        const { points } = await client.scroll(`${qdrantPrefix}_256`, {
+          filter: QdrantVectorStore.tenantFilter(tenantId, { key: "document_id", match: { value: documentId } }),
+          with_vector: true,
+          with_payload: true,
+          limit: 1000
+        })
+        return points
+          .sort((a, b) => Number(a.payload?.["position"]) - Number(b.payload?.["position"]))
+          .map((p) => Array.from(p.vector as ReadonlyArray<number>))
+      })
+  }
+]
+
+for (const adapter of adapters) {
+  const storeLayer = KnowledgeStore.layer.pipe(
+    Layer.provideMerge(adapter.layer),
+    Layer.provideMerge(embedderLayer),
+    Layer.orDie
+  )
+  if (adapter.skip !== undefined) {
+    describe(`KnowledgeStore on ${adapter.name}`, () => {
+      it.skip(`skipped: ${adapter.skip}`, () => {})
+    })
+    continue
+  }
+  it.layer(storeLayer.pipe(Layer.provideMerge(TestDatabase.layer)), { timeout: 120_000 })(`KnowledgeStore on ${adapter.name}`, (it) => {
     it.effect("tenants never see each other's documents or chunks", () =>
       Effect.gen(function*() {
         const store = yield* KnowledgeStore.KnowledgeStore
@@ -131,18 +196,22 @@ describe("KnowledgeStore", () => {
         const store = yield* KnowledgeStore.KnowledgeStore
         const db = yield* Database
         const { document } = yield* store.add(A, doc("faq/returns-reindex", `${refunds}\n\nReindex me.`))
-        const snapshot = db.tenant(A)(db.sql<{ position: number; text: string; embedding: ReadonlyArray<number> }>`
-          SELECT position, text, embedding FROM kb_chunks WHERE tenant_id = ${A} AND document_id = ${document.id} ORDER BY position`)
-        const before = yield* snapshot
+        const texts = db.tenant(A)(db.sql<{ text: string }>`
+          SELECT text FROM kb_chunks WHERE tenant_id = ${A} AND document_id = ${document.id} ORDER BY position`)
+        const before = yield* texts
+        const vectorsBefore = yield* adapter.vectors(A, document.id)
         const reindexed = yield* store.reindex(A, document.id)
-        const after = yield* snapshot
         assert.isAbove(before.length, 0)
         assert.strictEqual(reindexed.chunkCount, before.length)
-        assert.deepStrictEqual(after.map((r) => r.text), before.map((r) => r.text))
-        assert.deepStrictEqual(after.map((r) => r.embedding), before.map((r) => r.embedding))
-        // and the stored vectors are exactly the embedder's float32 values
-        const fresh = yield* Effect.flatMap(Embedder, (e) => e.embed(["x"]))
-        assert.strictEqual(fresh[0]?.length, before[0]?.embedding.length)
+        assert.deepStrictEqual((yield* texts).map((r) => r.text), before.map((r) => r.text))
+        assert.strictEqual(vectorsBefore.length, before.length)
+        assert.deepStrictEqual(yield* adapter.vectors(A, document.id), vectorsBefore)
+        // and the stored vectors are the embedder's: headings, then text
+        const [first] = yield* db.tenant(A)(db.sql<{ heading_path: ReadonlyArray<string>; text: string }>`
+          SELECT heading_path, text FROM kb_chunks WHERE tenant_id = ${A} AND document_id = ${document.id} AND position = 0`)
+        const [fresh] = yield* Effect.flatMap(Embedder, (e) => e.embed([[...first!.heading_path, first!.text].join("\n")]))
+        assert.strictEqual(vectorsBefore[0]?.length, fresh?.length)
+        vectorsBefore[0]?.forEach((x, i) => assert.closeTo(x, fresh![i]!, 1e-6))
       }))
 
     it.effect("removing a document removes its chunks and vectors", () =>
@@ -150,14 +219,18 @@ describe("KnowledgeStore", () => {
         const store = yield* KnowledgeStore.KnowledgeStore
         const db = yield* Database
         const { document } = yield* store.add(A, doc("faq/to-delete", "# Gone\n\nThis document will be removed soon."))
-        const count = db.tenant(A)(db.sql<{ chunks: number; vectors: number }>`
-          SELECT count(*)::int AS chunks, count(embedding)::int AS vectors FROM kb_chunks
-          WHERE tenant_id = ${A} AND document_id = ${document.id}`)
-        const before = (yield* count)[0]
-        assert.isAbove(before?.chunks ?? 0, 0)
-        assert.strictEqual(before?.vectors, before?.chunks)
+        const count = Effect.all({
+          chunks: db.tenant(A)(db.sql<{ n: number }>`
+            SELECT count(*)::int AS n FROM kb_chunks WHERE tenant_id = ${A} AND document_id = ${document.id}`).pipe(
+              Effect.map((rows) => rows[0]?.n)
+            ),
+          vectors: Effect.map(adapter.vectors(A, document.id), (vs) => vs.length)
+        })
+        const before = yield* count
+        assert.isAbove(before.chunks ?? 0, 0)
+        assert.strictEqual(before.vectors, before.chunks)
         yield* store.remove(A, document.id)
-        assert.deepStrictEqual((yield* count)[0], { chunks: 0, vectors: 0 })
+        assert.deepStrictEqual(yield* count, { chunks: 0, vectors: 0 })
         const gone = yield* store.get(A, document.id).pipe(Effect.flip)
         assert.strictEqual(gone._tag, "DocumentNotFound")
         const hits = yield* store.search(A, query("removed soon", "vector", { topK: 100 }))
@@ -225,4 +298,4 @@ describe("KnowledgeStore", () => {
         assert.isTrue(forC.created)
       }))
   })
-})
+}

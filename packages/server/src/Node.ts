@@ -24,6 +24,7 @@ import * as LocalEmbedder from "@tessera/runtime/LocalEmbedder"
 import * as OpenAiEmbedder from "@tessera/runtime/OpenAiEmbedder"
 import * as OutboxRelay from "@tessera/runtime/OutboxRelay"
 import * as PgVectorStore from "@tessera/runtime/PgVectorStore"
+import * as QdrantVectorStore from "@tessera/runtime/QdrantVectorStore"
 import * as IngestionWorker from "@tessera/workers/IngestionWorker"
 import * as FileSystem from "@effect/platform/FileSystem"
 import type { TenantId } from "@tessera/domain/Ids"
@@ -62,7 +63,13 @@ const embedder = Layer.unwrapEffect(
     Option.isSome(url) ? OpenAiEmbedder.layerConfig : LocalEmbedder.layer)
 )
 
-const knowledge = KnowledgeStore.layer.pipe(Layer.provide([embedder, PgVectorStore.layer]))
+/** Qdrant when `QDRANT_URL` is set; Postgres otherwise (pgvector's HNSW index when the server has it). */
+const vectorStore = Layer.unwrapEffect(
+  Effect.map(Config.option(Config.string("QDRANT_URL")), (url) =>
+    Option.isSome(url) ? QdrantVectorStore.layerConfig : PgVectorStore.layerConfig)
+)
+
+const knowledge = KnowledgeStore.layer.pipe(Layer.provide(vectorStore), Layer.provide(embedder))
 
 /** What every node runs on top of its database and sharding; HTTP opens once `before` is done. */
 const node = <E, R>(before: Layer.Layer<never, E, R>) =>

@@ -26,7 +26,7 @@ const tenantId = TenantId.make("shop")
 const Bus = NatsEventBus.layer({ servers: natsUrl, prefix: `ingest${suffix}`, stream: `TEST_INGEST_${suffix}`, deleteStreamOnClose: true })
 
 const Store = KnowledgeStore.layer.pipe(
-  Layer.provide([LocalEmbedder.layer, PgVectorStore.layer]),
+  Layer.provide(PgVectorStore.layer), Layer.provide(LocalEmbedder.layer),
   Layer.provideMerge(TestDatabase.layer)
 )
 
