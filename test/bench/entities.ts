@@ -29,8 +29,13 @@ import { TenantEntity } from "@tessera/domain/TenantEntity"
 import * as ClusterRunner from "@tessera/runtime/ClusterRunner"
 import { Database, layerPg } from "@tessera/runtime/Database"
 import * as Entities from "@tessera/runtime/Entities"
+import * as KnowledgeStore from "@tessera/runtime/KnowledgeStore"
+import * as LocalEmbedder from "@tessera/runtime/LocalEmbedder"
 import * as Migrations from "@tessera/runtime/Migrations"
+import * as PgVectorStore from "@tessera/runtime/PgVectorStore"
 import { TestDatabaseUrl } from "@tessera/runtime/TestDatabase"
+import * as ToolRegistry from "@tessera/runtime/ToolRegistry"
+import * as WorkflowPlans from "@tessera/runtime/WorkflowPlans"
 import * as Cause from "effect/Cause"
 import * as Config from "effect/Config"
 import * as Deferred from "effect/Deferred"
@@ -164,8 +169,15 @@ const layerDatabase = (poolSize: number) =>
       ))
   ).pipe(Layer.provideMerge(TestDatabaseUrl.Default))
 
+// Runs execute the built-in echo workflow on the real tool registry.
+const layerWorkflows = Layer.mergeAll(
+  ToolRegistry.layer.pipe(Layer.provide(KnowledgeStore.layer), Layer.provide(PgVectorStore.layer), Layer.provide(LocalEmbedder.layer)),
+  WorkflowPlans.layerStatic([])
+).pipe(Layer.orDie)
+
 const layerBench = (poolSize: number) =>
   Entities.layer.pipe(
+    Layer.provideMerge(layerWorkflows),
     Layer.provideMerge(ClusterRunner.layerSingle()),
     Layer.provideMerge(layerDatabase(poolSize))
   )
@@ -317,7 +329,8 @@ const program = (s: Settings) =>
           const x = sessionOf(c)
           const sent = yield* sessions(sessionEntityId(x.tenantId, x.sessionId)).Send({
             message: `echo ${c}/${i}`,
-            userId: x.userId
+            userId: x.userId,
+            workflow: "echo"
           })
           const acked = performance.now()
           const done = yield* Deferred.make<string>()

@@ -141,6 +141,7 @@ describe("multi-node cluster", () => {
             tessera.session(tenantId, sessionId).Send({
               message: `message ${i}`,
               userId,
+              workflow: "echo",
               context: { echo_delay_ms: delayMs }
             }).pipe(Effect.map((result) => result.runId)),
           { concurrency: 8 }
@@ -186,7 +187,8 @@ describe("multi-node cluster", () => {
         FROM agent_runs r`)
       assert.strictEqual(rows.length, all.length, "no run lost")
       assert.deepStrictEqual(new Set(rows.map((r) => r.id)), new Set(all))
-      assert.isTrue(rows.every((r) => r.status === "completed" && Number(r.steps) === 1), "every run completed with one step")
+      // The echo workflow journals two steps: `hold` (the delay) and `echo`.
+      assert.isTrue(rows.every((r) => r.status === "completed" && Number(r.steps) === 2), "every run completed with its two steps")
       const recovered = rows.filter((r) => inFlight.includes(r.id) && Number(r.finished_ms) > killedAt)
       assert.isAbove(recovered.length, 0, "runs were still in flight when the runner died")
 

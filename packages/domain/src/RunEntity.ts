@@ -35,4 +35,17 @@ export const Cancel = Rpc.make("Cancel", {
   error: Schema.Union(RunNotFound, StorageError)
 })
 
-export const RunEntity = Entity.make("Run", [Start, Execute, Status, Cancel])
+/**
+ * Delivers a signal to the run (a human approval, a webhook's answer): its `wait` step for
+ * `name` goes on with `payload`. Stored durably first, so a signal that arrives before the run
+ * waits, or while its runner restarts, is not lost; a second signal of the same name is ignored.
+ */
+export const Signal = Rpc.make("Signal", {
+  payload: {
+    name: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(200)),
+    payload: Schema.Unknown
+  },
+  error: Schema.Union(RunNotFound, StorageError)
+})
+
+export const RunEntity = Entity.make("Run", [Start, Execute, Status, Cancel, Signal])

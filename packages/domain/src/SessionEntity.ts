@@ -32,7 +32,8 @@ export const Send = Rpc.make("Send", {
   payload: Schema.Struct({
     message: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(32_000)),
     userId: UserId,
-    workflow: Schema.optionalWith(Schema.String, { default: () => "echo" }),
+    /** The workflow the run executes (default: customer_support, which routes to the others). */
+    workflow: Schema.optionalWith(Schema.String, { default: () => "customer_support" }),
     context: Schema.optionalWith(Schema.Record({ key: Schema.String, value: Schema.Unknown }), {
       default: () => ({})
     })

@@ -1,18 +1,13 @@
 /**
- * The echo workflow: one step, `echo`, whose output is the run's input message, returned
- * verbatim. It exists so the Run journal, recovery and events can be exercised end to end before
- * the workflow engine lands; it is not an answer to the user and says so in its output.
+ * The echo workflow: a built-in diagnostic plan that answers the run's input message verbatim.
+ * It exercises the journal, recovery and events end to end with no model and no tool.
  *
- * A caller may ask the step to hold before answering with `context.echo_delay_ms` (0–10 000),
- * which keeps a run in flight long enough to cancel it or to kill its runner.
+ * A caller may hold the run before it answers with `context.echo_delay_ms` (0–10 000): the `hold`
+ * step waits that long for a `release` signal (Run.Signal), which keeps a run in flight long
+ * enough to cancel it or to kill its runner.
  */
-import * as Effect from "effect/Effect"
-
-export interface Step {
-  readonly id: string
-  readonly kind: string
-  readonly execute: (input: unknown) => Effect.Effect<unknown>
-}
+import * as Either from "effect/Either"
+import type * as WorkflowPlan from "./WorkflowPlan.js"
 
 export const name = "echo"
 
@@ -21,24 +16,25 @@ const maxDelayMs = 10_000
 const field = (value: unknown, key: string): unknown =>
   typeof value === "object" && value !== null && key in value ? Reflect.get(value, key) : undefined
 
-const messageOf = (input: unknown): string => {
-  const message = field(input, "message")
-  return typeof message === "string" ? message : ""
+const delay: WorkflowPlan.Value = (scope) => {
+  const ms = field(scope.context, "echo_delay_ms")
+  return Either.right(typeof ms === "number" && Number.isFinite(ms) ? Math.min(Math.max(0, ms), maxDelayMs) : 0)
 }
 
-const delayOf = (input: unknown): number => {
-  const delay = field(field(input, "context"), "echo_delay_ms")
-  return typeof delay === "number" && Number.isFinite(delay) ? Math.min(Math.max(0, delay), maxDelayMs) : 0
+const message: WorkflowPlan.Value = (scope) => {
+  const text = field(scope.input, "message")
+  return Either.right(typeof text === "string" ? text : "")
 }
 
-export const steps: ReadonlyArray<Step> = [
-  {
-    id: "echo",
-    kind: "echo",
-    execute: (input) =>
-      Effect.as(Effect.sleep(delayOf(input)), {
-        echo: messageOf(input),
-        note: "echo step: input returned unchanged"
-      })
-  }
-]
+const common = { timeout: undefined, retry: undefined, onError: { _tag: "Fail" }, compensate: undefined } as const
+
+export const plan: WorkflowPlan.Plan = {
+  name,
+  version: "1",
+  start: "hold",
+  steps: new Map<string, WorkflowPlan.Step>([
+    ["hold", { id: "hold", kind: { _tag: "wait", signal: "release", timeout: delay, onTimeout: "echo" }, next: "echo", ...common }],
+    ["echo", { id: "echo", kind: { _tag: "respond", answer: message, citations: undefined, escalated: undefined }, next: undefined, ...common }]
+  ]),
+  budgets: { wallMs: undefined, tokens: undefined, costUsd: undefined }
+}

@@ -6,10 +6,16 @@ import * as Migrator from "@effect/sql/Migrator"
 import * as Effect from "effect/Effect"
 import core from "./migrations/0001_core.js"
 import knowledge from "./migrations/0002_knowledge.js"
+import tools from "./migrations/0003_tools.js"
+import workflows from "./migrations/0004_workflows.js"
+import edge from "./migrations/0005_edge.js"
 
 const migrations = {
   "0001_core": core,
-  "0002_knowledge": knowledge
+  "0002_knowledge": knowledge,
+  "0003_tools": tools,
+  "0004_workflows": workflows,
+  "0005_edge": edge
 }
 
 export const loader: Migrator.Loader = Migrator.fromRecord(migrations)

@@ -1,8 +1,10 @@
 /**
- * A run's journal: the `agent_runs` row and one `run_steps` row per finished step, each written
- * in one transaction with its outbox events. To save round trips the run's `started` transition
- * is folded into its first step's transaction and its completion into the last step's, so a
- * one-step run costs one transaction after the request. A step row is written once (primary key
+ * A run's journal: the `agent_runs` row and one `run_steps` row per finished step (completed or
+ * failed, compensations included), each written in one statement with its outbox events
+ * (`appendSteps`, which JournalWriter group-commits across concurrent runs). To save
+ * round trips the run's `started` transition is folded into its first step's statement and its
+ * end (completed, failed or compensated, with the output or error) into the last step's, so a
+ * one-step run costs one statement after the request. A step row is written once (primary key
  * run + step): a second writer finds it taken and re-reads the journal instead of finishing the
  * run twice.
  */
@@ -39,101 +41,180 @@ export const event = (run: RunRow, type: EventType, payload: unknown, suffix: st
     payload
   })
 
-/** The run row and its steps in one statement. */
+type JournalRow = RunRow & { readonly steps: ReadonlyArray<JsonStep> }
+
+const journalColumns = `r.*, coalesce((
+  SELECT json_agg(json_build_object('step_id', s.step_id, 'seq', s.seq, 'kind', s.kind, 'status', s.status,
+    'output', s.output, 'started_at', s.started_at, 'finished_at', s.finished_at, 'next_step', s.next_step,
+    'outcome', s.outcome, 'error', s.error, 'tier', s.tier, 'tokens', s.tokens, 'cost_usd', s.cost_usd) ORDER BY s.seq)
+  FROM run_steps s WHERE s.tenant_id = r.tenant_id AND s.run_id = r.id), '[]') AS steps`
+
+const toJournal = ({ steps, ...run }: JournalRow): Journal => ({
+  run,
+  steps: steps.map((step) => ({
+    ...step,
+    started_at: new Date(step.started_at),
+    finished_at: new Date(step.finished_at),
+    cost_usd: Number(step.cost_usd)
+  }))
+})
+
+/** The run row and its steps in one statement, in the tenant's transaction. */
 export const load = (tenantId: string, runId: string): Effect.Effect<Journal | undefined, SqlError, Database> =>
   Effect.flatMap(Database, (db) =>
-    db.tenant(tenantId)(db.sql<RunRow & { readonly steps: ReadonlyArray<JsonStep> }>`
-      SELECT r.*, coalesce((
-        SELECT json_agg(json_build_object('step_id', s.step_id, 'seq', s.seq, 'kind', s.kind, 'status', s.status,
-          'output', s.output, 'started_at', s.started_at, 'finished_at', s.finished_at) ORDER BY s.seq)
-        FROM run_steps s WHERE s.tenant_id = r.tenant_id AND s.run_id = r.id), '[]') AS steps
+    db.tenant(tenantId)(db.sql<JournalRow>`SELECT ${db.sql.literal(journalColumns)}
       FROM agent_runs r WHERE r.tenant_id = ${tenantId} AND r.id = ${runId}`)
-  ).pipe(Effect.map((rows) => {
-    const row = rows[0]
-    if (row === undefined) return undefined
-    const { steps, ...run } = row
-    return {
-      run,
-      steps: steps.map((step) => ({ ...step, started_at: new Date(step.started_at), finished_at: new Date(step.finished_at) }))
-    }
-  }))
+  ).pipe(Effect.map((rows) => rows[0] === undefined ? undefined : toJournal(rows[0])))
 
-interface JsonStep extends Omit<StepRow, "started_at" | "finished_at"> {
+/**
+ * The journals of several runs (of any tenants) in one statement, inside the caller's
+ * transaction (JournalReader runs it as `Database.system`), keyed by `journalKey`.
+ */
+export const loadMany = (
+  keys: ReadonlyArray<{ readonly tenantId: string; readonly runId: string }>
+): Effect.Effect<ReadonlyMap<string, Journal>, SqlError, SqlClient.SqlClient> =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql<JournalRow>`SELECT ${sql.literal(journalColumns)}
+      FROM agent_runs r JOIN jsonb_to_recordset(${JSON.stringify(keys.map((k) => ({ tenant_id: k.tenantId, id: k.runId })))}::jsonb)
+        AS k(tenant_id text, id text) ON r.tenant_id = k.tenant_id AND r.id = k.id`.pipe(
+      Effect.map((rows) => new Map(rows.map((row) => [journalKey(row.tenant_id, row.id), toJournal(row)])))
+    ))
+
+interface JsonStep extends Omit<StepRow, "started_at" | "finished_at" | "cost_usd"> {
   readonly started_at: string
   readonly finished_at: string
+  readonly cost_usd: number | string
+}
+
+/** How a run ends, written with its last step. */
+export interface RunEnd {
+  readonly status: Extract<RunStatus, "completed" | "failed" | "compensated">
+  readonly output: unknown
+  readonly error: string | null
 }
 
 export interface StepWrite {
   readonly stepId: string
   readonly seq: number
   readonly kind: string
+  readonly status: "completed" | "failed"
   readonly output: unknown
   readonly startedAt: Date
   readonly finishedAt: Date
+  readonly next: string | null
+  readonly outcome: string
+  readonly tier: string | null
+  readonly tokens: number
+  readonly costUsd: number
+  readonly attempts: number
+  readonly error: string | null
+  /** The step's own events (tool.call.*), written with it. */
+  readonly events: ReadonlyArray<EventEnvelope>
   /** First step this activation writes: also moves the run to `started`. */
   readonly first: boolean
-  /** Last step of the plan: also completes the run with this output. */
-  readonly last: boolean
+  /** Set on the run's last step: also ends the run. */
+  readonly end: RunEnd | undefined
   /** The runner executing the step (`host:port`), recorded on the run. */
   readonly runner: string
 }
 
+const endEvent = (run: RunRow, end: RunEnd): EventEnvelope =>
+  end.status === "completed"
+    ? event(run, "agent.run.completed", { output: end.output })
+    : event(run, "agent.run.failed", { reason: end.error, compensated: end.status === "compensated" })
+
+/** How appendSteps names a journaled run. */
+export const journalKey = (tenantId: string, runId: string): string => `${tenantId}/${runId}`
+
+export interface Append {
+  readonly run: RunRow
+  readonly step: StepWrite
+}
+
 /**
- * Journals one finished step with its events, in one statement: the run row's transition (to
- * `started` on this activation's first step, to `completed` with the output on the plan's last),
- * the step row and the outbox rows. A step row that exists already, or a run that left the
- * unfinished states, fails the transaction with JournalConflict, so nothing of it commits.
+ * Journals finished steps (at most one per run, of any tenants) with their events, in one
+ * statement, inside the caller's transaction — JournalWriter runs it as `Database.system`, the
+ * journal being infrastructure shared by the tenants' runs (migration 0003 grants the system role
+ * exactly this); every row carries its run's tenant and is matched on it. Per run: the run row's
+ * transition (to `started` on its activation's first step, to its end status with the output on
+ * its last), the step row and the outbox rows. A run whose step row exists already, or that left
+ * the unfinished states, writes nothing (not even its events); the statement answers the
+ * `tenant/run` keys it journaled.
  */
-export const appendStep = (run: RunRow, step: StepWrite): Effect.Effect<void, SqlError | JournalConflict, Database> =>
-  Effect.flatMap(Database, ({ sql, tenant }) => {
-    const events: Array<EventEnvelope> = []
-    if (step.first && run.status === "requested") {
-      events.push(event(run, "agent.run.started", { attempt: run.attempts + 1 }))
-    }
-    if (step.last) events.push(event(run, "agent.run.completed", { output: step.output }))
-    const output = JSON.stringify(step.output)
-    const outbox = events.length === 0
-      ? sql`SELECT 0`
-      : sql`INSERT INTO outbox ${sql.insert(events.map(Outbox.row))} ON CONFLICT (event_id) DO NOTHING`
-    return tenant(run.tenant_id)(sql<{ runs: string; steps: string }>`
-      WITH run AS (
-        UPDATE agent_runs SET
-          status = ${step.last ? "completed" : "started"},
-          attempts = attempts + ${step.first ? 1 : 0},
-          runner = ${step.runner},
-          output = CASE WHEN ${step.last} THEN ${output}::jsonb ELSE output END,
-          finished_at = CASE WHEN ${step.last} THEN now() ELSE finished_at END,
+export const appendSteps = (
+  appends: ReadonlyArray<Append>
+): Effect.Effect<ReadonlySet<string>, SqlError, SqlClient.SqlClient> =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) => {
+    const events = appends.flatMap(({ run, step }) => {
+      const own: Array<EventEnvelope> = []
+      if (step.first && run.status === "requested") own.push(event(run, "agent.run.started", { attempt: run.attempts + 1 }))
+      own.push(...step.events)
+      if (step.end !== undefined) own.push(endEvent(run, step.end))
+      return own.map((e) => ({ run_id: run.id, ...Outbox.row(e) }))
+    })
+    const rows = appends.map(({ run, step }) => ({
+      tenant_id: run.tenant_id,
+      run_id: run.id,
+      step_id: step.stepId,
+      seq: step.seq,
+      kind: step.kind,
+      status: step.status,
+      output: step.output ?? null,
+      started_at: step.startedAt.toISOString(),
+      finished_at: step.finishedAt.toISOString(),
+      next_step: step.next,
+      outcome: step.outcome,
+      tier: step.tier,
+      tokens: step.tokens,
+      cost_usd: step.costUsd,
+      attempts: step.attempts,
+      error: step.error,
+      first: step.first,
+      end_status: step.end?.status ?? null,
+      end_output: step.end?.output ?? null,
+      end_error: step.end?.error ?? null,
+      runner: step.runner
+    }))
+    return sql<{ tenant_id: string; run_id: string }>`
+      WITH input AS (
+        SELECT * FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS i(
+          tenant_id text, run_id text, step_id text, seq integer, kind text, status text, output jsonb, started_at timestamptz,
+          finished_at timestamptz, next_step text, outcome text, tier text, tokens integer, cost_usd numeric,
+          attempts integer, error text, first boolean, end_status text, end_output jsonb, end_error text, runner text)
+      ), run AS (
+        UPDATE agent_runs r SET
+          status = coalesce(i.end_status, 'started'),
+          attempts = r.attempts + CASE WHEN i.first THEN 1 ELSE 0 END,
+          runner = i.runner,
+          output = CASE WHEN i.end_status IS NOT NULL THEN i.end_output ELSE r.output END,
+          error = CASE WHEN i.end_status IS NOT NULL THEN i.end_error ELSE r.error END,
+          finished_at = CASE WHEN i.end_status IS NOT NULL THEN now() ELSE r.finished_at END,
           updated_at = now()
-        WHERE tenant_id = ${run.tenant_id} AND id = ${run.id} AND status IN ('requested', 'started')
-        RETURNING id
+        FROM input i
+        WHERE r.tenant_id = i.tenant_id AND r.id = i.run_id AND r.status IN ('requested', 'started')
+          AND NOT EXISTS (SELECT 1 FROM run_steps s WHERE s.tenant_id = i.tenant_id AND s.run_id = i.run_id AND s.step_id = i.step_id)
+        RETURNING r.tenant_id, r.id
       ), step AS (
-        INSERT INTO run_steps ${
-      sql.insert({
-        tenant_id: run.tenant_id,
-        run_id: run.id,
-        step_id: step.stepId,
-        seq: step.seq,
-        kind: step.kind,
-        status: "completed",
-        output,
-        started_at: step.startedAt,
-        finished_at: step.finishedAt
-      })
-    } ON CONFLICT DO NOTHING RETURNING step_id
-      ), events AS (${outbox})
-      SELECT (SELECT count(*) FROM run) AS runs, (SELECT count(*) FROM step) AS steps`.pipe(
-      Effect.flatMap((rows) =>
-        Number(rows[0]?.runs) === 1 && Number(rows[0]?.steps) === 1
-          ? Effect.void
-          : Effect.fail(new JournalConflict({ runId: run.id }))
+        INSERT INTO run_steps (tenant_id, run_id, step_id, seq, kind, status, output, started_at, finished_at,
+          next_step, outcome, tier, tokens, cost_usd, attempts, error)
+        SELECT i.tenant_id, i.run_id, i.step_id, i.seq, i.kind, i.status, i.output, i.started_at, i.finished_at,
+          i.next_step, i.outcome, i.tier, i.tokens, i.cost_usd, i.attempts, i.error
+        FROM input i JOIN run ON run.tenant_id = i.tenant_id AND run.id = i.run_id
+        ON CONFLICT DO NOTHING RETURNING tenant_id, run_id
+      ), events AS (
+        INSERT INTO outbox (tenant_id, event_id, subject, envelope)
+        SELECT e.tenant_id, e.event_id, e.subject, e.envelope::jsonb
+        FROM jsonb_to_recordset(${JSON.stringify(events)}::jsonb) AS e(run_id text, tenant_id text, event_id text, subject text, envelope text)
+        JOIN step ON step.tenant_id = e.tenant_id AND step.run_id = e.run_id
+        ON CONFLICT (event_id) DO NOTHING
       )
-    ))
+      SELECT tenant_id, run_id FROM step`.pipe(Effect.map((written) => new Set(written.map((w) => journalKey(w.tenant_id, w.run_id)))))
   })
 
 /** Moves an unfinished run to a terminal status with its event; false when it was already finished. */
 export const finish = (
   run: RunRow,
-  status: Extract<RunStatus, "failed" | "cancelled">,
+  status: Extract<RunStatus, "failed" | "cancelled" | "compensated">,
   reason: string
 ): Effect.Effect<boolean, SqlError, Database> =>
   Effect.flatMap(Database, ({ sql, tenant }) =>
@@ -141,7 +222,11 @@ export const finish = (
       const updated = yield* sql`UPDATE agent_runs SET status = ${status}, error = ${reason}, updated_at = now(), finished_at = now()
         WHERE tenant_id = ${run.tenant_id} AND id = ${run.id} AND status IN ('requested', 'started') RETURNING id`
       if (updated.length === 0) return false
-      yield* Outbox.append([event(run, status === "failed" ? "agent.run.failed" : "agent.run.cancelled", { reason })])
+      yield* Outbox.append([
+        status === "cancelled"
+          ? event(run, "agent.run.cancelled", { reason })
+          : endEvent(run, { status, output: null, error: reason })
+      ])
       return true
     }))
   ).pipe(Effect.provideServiceEffect(SqlClient.SqlClient, Effect.map(Database, (db) => db.sql)))

@@ -11,16 +11,28 @@ import * as Metric from "effect/Metric"
 import * as TestClock from "effect/TestClock"
 import { Database } from "../src/Database.js"
 import { activations } from "../src/EntityMetrics.js"
+import * as KnowledgeStore from "../src/KnowledgeStore.js"
+import * as LocalEmbedder from "../src/LocalEmbedder.js"
+import * as PgVectorStore from "../src/PgVectorStore.js"
 import * as RunEntityLive from "../src/RunEntity.js"
 import * as RunRecovery from "../src/RunRecovery.js"
 import * as SessionEntityLive from "../src/SessionEntity.js"
 import * as TenantEntityLive from "../src/TenantEntity.js"
 import * as TestDatabase from "../src/TestDatabase.js"
+import * as ToolRegistry from "../src/ToolRegistry.js"
+import * as WorkflowPlans from "../src/WorkflowPlans.js"
 
 // The runner acquires its shards on its own schedule: let simulated time pass until it has.
 const shardsAcquired = Layer.effectDiscard(TestClock.adjust("5 seconds"))
 
+// Runs execute the built-in echo workflow: the real tool registry, no other plan.
+const Workflows = Layer.mergeAll(
+  ToolRegistry.layer.pipe(Layer.provide(KnowledgeStore.layer), Layer.provide(PgVectorStore.layer), Layer.provide(LocalEmbedder.layer)),
+  WorkflowPlans.layerStatic([])
+).pipe(Layer.orDie)
+
 const Entities = Layer.mergeAll(TenantEntityLive.layer, SessionEntityLive.layer, RunEntityLive.layer).pipe(
+  Layer.provideMerge(Workflows),
   Layer.provideMerge(TestRunner.layer),
   Layer.provideMerge(TestDatabase.layer),
   (layer) => Layer.provideMerge(shardsAcquired, layer)
@@ -104,7 +116,7 @@ describe("Session", () => {
       yield* session.Open({ userId, channel: "web" })
       const sent: Array<RunId> = []
       for (const message of ["hello", "where is my order 1234?", "thanks"]) {
-        sent.push((yield* session.Send({ message, userId })).runId)
+        sent.push((yield* session.Send({ message, userId, workflow: "echo" })).runId)
       }
       yield* runsSettled
       const before = yield* activationCount("Session")
@@ -117,11 +129,12 @@ describe("Session", () => {
       assert.deepStrictEqual(page.entries.map((e) => e.runId), sent)
       assert.deepStrictEqual(page.entries.map((e) => e.seq), [1, 2, 3])
 
-      // The runs it started were journaled: echo step and completion.
+      // The runs it started were journaled: the echo workflow's steps and completion.
       const runs = yield* RunEntity.client
       const run = yield* runs(runEntityId(tenantId, page.entries[1]!.runId!)).Status()
       assert.strictEqual(run.status, "completed")
-      assert.deepStrictEqual(run.steps.map((s) => [s.stepId, s.status]), [["echo", "completed"]])
+      assert.deepStrictEqual(run.steps.map((s) => [s.stepId, s.status]), [["hold", "completed"], ["echo", "completed"]])
+      assert.strictEqual((run.output as { answer: string }).answer, "where is my order 1234?")
 
       const db = yield* Database
       const events = yield* db.system(db.sql<{ subject: string }>`SELECT subject FROM outbox
@@ -135,7 +148,7 @@ describe("Session", () => {
       const session = (yield* SessionEntity.client)(sessionEntityId(tenantId, SessionId.make("s2")))
       const userId = UserId.make("u2")
       yield* session.Open({ userId, channel: "api" })
-      for (let i = 1; i <= 60; i++) yield* session.Send({ message: `m${i}`, userId })
+      for (let i = 1; i <= 60; i++) yield* session.Send({ message: `m${i}`, userId, workflow: "echo" })
       yield* runsSettled
       const last = yield* session.History({ limit: 10 })
       assert.deepStrictEqual(last.entries.map((e) => e.content), Array.from({ length: 10 }, (_, i) => `m${51 + i}`))
@@ -170,7 +183,7 @@ describe("Run", () => {
       const session = (yield* SessionEntity.client)(sessionEntityId(tenantId, SessionId.make("slow")))
       const userId = UserId.make("u4")
       yield* session.Open({ userId, channel: "api" })
-      const { runId } = yield* session.Send({ message: "take your time", userId, context: { echo_delay_ms: 5_000 } })
+      const { runId } = yield* session.Send({ message: "take your time", userId, workflow: "echo", context: { echo_delay_ms: 5_000 } })
       const run = (yield* RunEntity.client)(runEntityId(tenantId, runId))
 
       const cancelled = yield* run.Cancel({ reason: "customer left" })
@@ -206,7 +219,7 @@ describe("Run", () => {
       yield* runsSettled
       const run = yield* (yield* RunEntity.client)(runEntityId(tenantId, RunId.make("orphan"))).Status()
       assert.strictEqual(run.status, "completed")
-      assert.deepStrictEqual(run.output, { echo: "still there?", note: "echo step: input returned unchanged" })
+      assert.strictEqual((run.output as { answer: string }).answer, "still there?")
       assert.strictEqual(run.attempts, 1)
       assert.strictEqual(yield* RunRecovery.scanOnce(Duration.zero), 0)
     }).pipe(Effect.provide(Entities)))

@@ -10,7 +10,9 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
+import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as Node from "./Node.js"
+import * as Workflows from "./Workflows.js"
 import { TenantId } from "@tessera/domain/Ids"
 import { SearchMode } from "@tessera/domain/Knowledge"
 import * as Option from "effect/Option"
@@ -28,6 +30,9 @@ Commands:
   knowledge eval <questions.jsonl> --tenant <id> [--mode hybrid|full_text|vector|all]
             recall@1, recall@5 and MRR of a tenant's knowledge base on a question set
             (DATABASE_URL, or the embedded Postgres of a stopped \`tessera dev\`)
+  workflows validate <file…>
+            check workflow files (schema, steps, tools, sub-workflows, expressions, cycles,
+            reachability); prints file:line:column for each problem, exit code 1 if any
   help      this text
 
 Environment: see the README.`
@@ -81,11 +86,22 @@ const knowledge = (args: ReadonlyArray<string>): Effect.Effect<void, unknown> =>
   return Node.knowledgeEval(file, tenantId.right, modes)
 }
 
+const workflows = (args: ReadonlyArray<string>): Effect.Effect<void, unknown> => {
+  const [sub, ...files] = args
+  if (sub !== "validate" || files.length === 0) return usage("usage: tessera workflows validate <file…>")
+  return Workflows.validate(files).pipe(
+    // The diagnostics are printed already; the error line only sums them up.
+    Effect.catchTag("WorkflowInvalid", (e) => Effect.fail(new Error(`${e.diagnostics.length} problem(s) found`))),
+    Effect.provide(NodeContext.layer)
+  )
+}
+
 const commands: Record<string, (args: ReadonlyArray<string>) => Effect.Effect<void, unknown>> = {
   dev: () => Layer.launch(Node.dev),
   runner: () => Layer.launch(Node.runner),
   migrate: () => Effect.asVoid(Node.migrate),
   knowledge,
+  workflows,
   help: () => Console.log(help)
 }
 

@@ -1,6 +1,6 @@
 /**
  * The processes `tessera` starts. Both migrate first, host every entity and the run recovery
- * singleton, relay the outbox to the event bus, and serve health on `PORT`.
+ * singleton, relay the outbox to the event bus, and serve the HTTP API (see Api) on `PORT`.
  *
  * - `dev`: one node on the embedded defaults. Postgres is `DATABASE_URL` when set, otherwise
  *   the embedded server in `.tessera/pg`; events go to NATS when `NATS_URL` is set, otherwise to
@@ -10,8 +10,6 @@
  *   JetStream, `RUNNER_HOST`/`RUNNER_PORT` address it in the cluster.
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
-import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import * as HttpServer from "@effect/platform/HttpServer"
 import * as ClusterRunner from "@tessera/runtime/ClusterRunner"
 import * as Database from "@tessera/runtime/Database"
 import * as EmbeddedPostgres from "@tessera/runtime/EmbeddedPostgres"
@@ -20,11 +18,14 @@ import * as MemoryEventBus from "@tessera/runtime/MemoryEventBus"
 import * as Migrations from "@tessera/runtime/Migrations"
 import * as NatsEventBus from "@tessera/runtime/NatsEventBus"
 import * as KnowledgeStore from "@tessera/runtime/KnowledgeStore"
+import * as LlmGatewayLive from "@tessera/runtime/LlmGatewayLive"
 import * as LocalEmbedder from "@tessera/runtime/LocalEmbedder"
 import * as OpenAiEmbedder from "@tessera/runtime/OpenAiEmbedder"
 import * as OutboxRelay from "@tessera/runtime/OutboxRelay"
 import * as PgVectorStore from "@tessera/runtime/PgVectorStore"
 import * as QdrantVectorStore from "@tessera/runtime/QdrantVectorStore"
+import * as ToolRegistry from "@tessera/runtime/ToolRegistry"
+import * as WorkflowRegistry from "@tessera/runtime/WorkflowRegistry"
 import * as IngestionWorker from "@tessera/workers/IngestionWorker"
 import * as FileSystem from "@effect/platform/FileSystem"
 import type { TenantId } from "@tessera/domain/Ids"
@@ -35,19 +36,14 @@ import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import { createServer } from "node:http"
 import * as Demo from "./Demo.js"
 import * as DemoKnowledge from "./DemoKnowledge.js"
-import * as Health from "./Health.js"
+import * as Api from "./Api.js"
 
 const port = Config.port("PORT").pipe(Config.withDefault(8080))
 
-const httpServer = Layer.unwrapEffect(
-  Effect.map(port, (port) =>
-    HttpServer.serve(Health.routes).pipe(
-      Layer.provide(NodeHttpServer.layer(createServer, { port, host: "0.0.0.0" }))
-    ))
-)
+/** The HTTP API (with /healthz, /readyz, /metrics, /openapi.json, /docs) on `PORT`. */
+const httpServer = Layer.unwrapEffect(Effect.map(port, (port) => Api.serve({ port })))
 
 /** NATS when `NATS_URL` is set, the in-process bus otherwise. */
 const eventBus = Layer.unwrapEffect(
@@ -71,6 +67,16 @@ const vectorStore = Layer.unwrapEffect(
 
 const knowledge = KnowledgeStore.layer.pipe(Layer.provide(vectorStore), Layer.provide(embedder))
 
+/**
+ * The tools runs call, the plans they execute (the workflow registry, `WORKFLOWS_DIR`, compiled)
+ * and the models their llm and route steps use (the built-in local model on every tier).
+ */
+const workflows = Layer.mergeAll(
+  ToolRegistry.layer,
+  LlmGatewayLive.layerLocal,
+  WorkflowRegistry.plans.pipe(Layer.provide(WorkflowRegistry.layerConfig), Layer.provide(NodeContext.layer))
+)
+
 /** What every node runs on top of its database and sharding; HTTP opens once `before` is done. */
 const node = <E, R>(before: Layer.Layer<never, E, R>) =>
   Layer.mergeAll(
@@ -79,6 +85,7 @@ const node = <E, R>(before: Layer.Layer<never, E, R>) =>
     IngestionWorker.layer(),
     httpServer.pipe(Layer.provide(before))
   ).pipe(
+    Layer.provide(workflows),
     Layer.provideMerge(knowledge),
     Layer.provide(eventBus),
     Layer.provide(migrated)

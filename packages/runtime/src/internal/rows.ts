@@ -51,6 +51,14 @@ export interface StepRow {
   readonly output: unknown
   readonly started_at: Date
   readonly finished_at: Date
+  /** The step the run went on to (null: the run ended, or stopped, here). */
+  readonly next_step: string | null
+  /** How the step ended: ok, or what its on_error made of a failure (continue, fallback, escalate, failed). */
+  readonly outcome: string | null
+  readonly error: string | null
+  readonly tier: string | null
+  readonly tokens: number
+  readonly cost_usd: number
 }
 
 export const decodeRun = (row: RunRow, steps: ReadonlyArray<StepRow>): Effect.Effect<Run, StorageError> =>

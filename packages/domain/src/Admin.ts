@@ -1,0 +1,70 @@
+/**
+ * The admin contracts of the HTTP edge: API keys (create, list, revoke, rotate with an overlap
+ * window), users and their roles, usage and the audit log. All of them need the `admin` scope.
+ */
+import * as Schema from "effect/Schema"
+import { ApiKey, Scope } from "./ApiKey.js"
+import { UserId } from "./Ids.js"
+import { PlanName } from "./Plan.js"
+
+export class CreateApiKey extends Schema.Class<CreateApiKey>("CreateApiKey")({
+  name: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(200)),
+  scopes: Schema.Array(Scope).pipe(Schema.minItems(1)),
+  /** Seconds until the key expires; never when absent. */
+  expires_in: Schema.optional(Schema.Int.pipe(Schema.between(60, 10 * 365 * 86_400)))
+}) {}
+
+/** A key as created: the plain key is in this answer and nowhere else, ever. */
+export class ApiKeyCreated extends Schema.Class<ApiKeyCreated>("ApiKeyCreated")({
+  key: ApiKey,
+  api_key: Schema.String
+}) {}
+
+export class RotateApiKey extends Schema.Class<RotateApiKey>("RotateApiKey")({
+  /** How long the old key keeps working (default 24 h; 0 ends it now). */
+  overlap_seconds: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 30 * 86_400)), { default: () => 86_400 })
+}) {}
+
+export const Role = Schema.Literal("owner", "admin", "agent", "viewer")
+export type Role = typeof Role.Type
+
+export class User extends Schema.Class<User>("User")({
+  id: UserId,
+  email: Schema.String,
+  role: Role,
+  scopes: Schema.Array(Scope),
+  createdAt: Schema.DateTimeUtc
+}) {}
+
+export class CreateUser extends Schema.Class<CreateUser>("CreateUser")({
+  id: UserId,
+  email: Schema.String.pipe(Schema.pattern(/^[^\s@]{1,64}@[^\s@]{1,255}$/, { message: () => "email must look like name@domain" })),
+  role: Role
+}) {}
+
+export class SetRole extends Schema.Class<SetRole>("SetRole")({
+  role: Role
+}) {}
+
+export class SetPlan extends Schema.Class<SetPlan>("SetPlan")({
+  plan: PlanName
+}) {}
+
+export class UsageWindow extends Schema.Class<UsageWindow>("UsageWindow")({
+  period: Schema.Literal("day", "month"),
+  windowStart: Schema.String,
+  requests: Schema.Number,
+  tokens: Schema.Number,
+  costUsd: Schema.Number,
+  runs: Schema.Number
+}) {}
+
+export class AuditEntry extends Schema.Class<AuditEntry>("AuditEntry")({
+  id: Schema.String,
+  actor: Schema.String,
+  action: Schema.String,
+  resource: Schema.String,
+  requestId: Schema.NullOr(Schema.String),
+  details: Schema.Unknown,
+  createdAt: Schema.DateTimeUtc
+}) {}

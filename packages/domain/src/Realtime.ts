@@ -1,0 +1,92 @@
+/**
+ * The frames of the WebSocket gateway (`/v1/realtime`), JSON text messages with a `type` and an
+ * `id`. The client sends `send` (a chat message), `subscribe` (a session's runs, resuming after
+ * `last_frame_id`) and `ping`; the server answers `ack`, `pong` and `error` (with the `ref` of
+ * the frame it answers) and pushes `step` and `token` (intermediate: a slow consumer may miss
+ * some) and `message` (final: a run's answer, never dropped, persisted so a reconnecting client
+ * gets what it missed; its id is `f_<n>`, increasing).
+ */
+import * as Schema from "effect/Schema"
+import { ChatResponse, Context } from "./Chat.js"
+import { RunId, SessionId, UserId } from "./Ids.js"
+
+const FrameId = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(100))
+
+// --- client → server --------------------------------------------------------------------------
+
+export class SendFrame extends Schema.TaggedClass<SendFrame>()("send", {
+  id: FrameId,
+  message: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(32_000)),
+  user_id: UserId,
+  session_id: Schema.optional(SessionId),
+  context: Schema.optionalWith(Context, { default: () => ({}) })
+}) {}
+
+export class SubscribeFrame extends Schema.TaggedClass<SubscribeFrame>()("subscribe", {
+  id: FrameId,
+  session_id: SessionId,
+  /** The id of the last final frame the client has; the finals after it are sent first. */
+  last_frame_id: Schema.optional(Schema.String.pipe(Schema.pattern(/^f_\d{1,18}$/)))
+}) {}
+
+export class PingFrame extends Schema.TaggedClass<PingFrame>()("ping", {
+  id: FrameId
+}) {}
+
+export const ClientFrame = Schema.Union(SendFrame, SubscribeFrame, PingFrame)
+export type ClientFrame = typeof ClientFrame.Type
+
+// --- server → client --------------------------------------------------------------------------
+
+export class AckFrame extends Schema.TaggedClass<AckFrame>()("ack", {
+  id: FrameId,
+  ref: Schema.String,
+  session_id: SessionId,
+  run_id: Schema.NullOr(RunId)
+}) {}
+
+export class PongFrame extends Schema.TaggedClass<PongFrame>()("pong", {
+  id: FrameId,
+  ref: Schema.String
+}) {}
+
+export class ErrorFrame extends Schema.TaggedClass<ErrorFrame>()("error", {
+  id: FrameId,
+  ref: Schema.NullOr(Schema.String),
+  code: Schema.String,
+  message: Schema.String
+}) {}
+
+/** Progress of a run: a step or tool call happened (intermediate). */
+export class StepFrame extends Schema.TaggedClass<StepFrame>()("step", {
+  id: FrameId,
+  run_id: RunId,
+  event: Schema.String,
+  detail: Schema.Unknown
+}) {}
+
+/** Streamed model output of a run (intermediate; consecutive deltas of a run may be coalesced). */
+export class TokenFrame extends Schema.TaggedClass<TokenFrame>()("token", {
+  id: FrameId,
+  run_id: RunId,
+  delta: Schema.String
+}) {}
+
+/** A run's final answer. */
+export class MessageFrame extends Schema.TaggedClass<MessageFrame>()("message", {
+  id: FrameId,
+  run_id: RunId,
+  session_id: Schema.NullOr(SessionId),
+  answer: ChatResponse
+}) {}
+
+export const ServerFrame = Schema.Union(AckFrame, PongFrame, ErrorFrame, StepFrame, TokenFrame, MessageFrame)
+export type ServerFrame = typeof ServerFrame.Type
+
+/** WebSocket close codes of the gateway. */
+export const CloseCode = {
+  /** The credential was refused at connect. */
+  unauthorized: 4401,
+  /** The consumer stayed over its send-queue bound: it reads too slowly. */
+  slowConsumer: 4008
+} as const

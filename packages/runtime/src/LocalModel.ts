@@ -1,0 +1,230 @@
+/**
+ * The built-in `local` model: no network, deterministic, and honest about what it cannot do. It
+ * is the embedded default for every tier and a real `SLM_A` tier beside remote providers.
+ *
+ * - Grounded answers: the sentences of the given passages that best cover the question (hashed
+ *   n-gram similarity plus shared content words), from at most two passages, cited by id. When no
+ *   sentence shares enough with the question it answers `answered: false` and says it does not
+ *   know, so the workflow escalates instead of guessing.
+ * - Structured output (a request with an `outputSchema`): entity extraction — emails, phone
+ *   numbers, order numbers, names, companies and amounts — into the schema's properties that it
+ *   recognises by name; properties it cannot fill are left out.
+ * - Classification: similarity of the text to each label's name, description and examples;
+ *   confidence is a softmax over the similarities (temperature 0.05), so a clear match is near 1.
+ *
+ * Token counts are estimates (≈ 4 characters a token); the price is zero.
+ */
+import {
+  type ClassifyRequest,
+  ClassifyResponse,
+  type GenerateRequest,
+  GenerateResponse,
+  type Passage,
+  type Tier,
+  type TierChoice,
+  TokenBudgetExceeded,
+  Usage
+} from "@tessera/domain/Llm"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+import { embedText, stem } from "./LocalEmbedder.js"
+import type { LlmGateway, StreamPart } from "./LlmGateway.js"
+
+export const provider = "local"
+export const model = "tessera-local-1"
+
+const dimension = 384
+
+/** ≈ 4 characters per token, at least one. */
+export const estimateTokens = (text: string): number => Math.max(1, Math.ceil(text.length / 4))
+
+const cosine = (a: Float32Array, b: Float32Array): number => {
+  let dot = 0
+  for (let i = 0; i < a.length; i++) dot += a[i]! * b[i]!
+  return dot
+}
+
+const stopWords = new Set([
+  "a", "an", "the", "and", "or", "of", "to", "in", "on", "at", "by", "for", "with", "from", "is", "are", "was", "be",
+  "do", "does", "did", "i", "me", "my", "we", "our", "you", "your", "it", "this", "that", "what", "how", "when",
+  "where", "can", "will", "there", "please", "hi", "hello", "thanks", "get", "have", "has"
+])
+
+const contentWords = (text: string): Set<string> =>
+  new Set((text.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []).filter((w) => !stopWords.has(w)).map(stem))
+
+const tierOf = (choice: TierChoice): Tier => choice === "auto" ? "SLM_A" : choice
+
+const sentences = (text: string): Array<string> =>
+  text
+    .replace(/^#+\s.*$/gm, "")
+    .split(/(?<=[.!?])\s+|\n{2,}/)
+    .map((s) => s.replace(/\s+/g, " ").trim())
+    .filter((s) => s.length > 0)
+
+/** The answer from passages: best sentences by similarity and word overlap with the question. */
+export const answerFrom = (
+  question: string,
+  passages: ReadonlyArray<Passage>
+): { readonly text: string; readonly citations: ReadonlyArray<string>; readonly answered: boolean } => {
+  const q = embedText(question, dimension)
+  const qWords = contentWords(question)
+  const scored = passages.flatMap((passage, rank) =>
+    sentences(passage.text).map((sentence, position) => {
+      const words = contentWords(sentence)
+      const shared = [...qWords].filter((w) => words.has(w)).length
+      const overlap = qWords.size === 0 ? 0 : shared / qWords.size
+      // Earlier passages ranked better by retrieval; earlier sentences frame the answer.
+      const score = 0.6 * cosine(q, embedText(sentence, dimension)) + 0.4 * overlap - 0.02 * rank - 0.005 * position
+      return { passage, sentence, score, overlap, position }
+    })
+  )
+  scored.sort((a, b) => b.score - a.score)
+  const best = scored[0]
+  if (best === undefined || best.overlap < 0.25) {
+    return { text: "I could not find an answer to that in what I know.", citations: [], answered: false }
+  }
+  // The best sentence, and the one after it in the same passage when it carries on the answer.
+  const following = scored.find((s) => s.passage === best.passage && s.position === best.position + 1 && s.overlap > 0)
+  const text = following === undefined ? best.sentence : `${best.sentence} ${following.sentence}`
+  return { text, citations: [best.passage.id], answered: true }
+}
+
+const patterns = {
+  email: /[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}/,
+  phone: /(?:\+\d{1,3}[\s-]?)?(?:\(\d{2,4}\)[\s-]?)?\d{3,4}[\s-]?\d{3,4}(?:[\s-]?\d{2,4})?/,
+  orderId: /\b(?:order|ord|#)\s*(?:number|no\.?|id)?\s*[:#]?\s*([A-Z]{0,4}-?\d{3,}[A-Z0-9-]*)\b/i,
+  amount: /(?:[$€£]\s?(\d[\d,]*(?:\.\d+)?)|(\d[\d,]*(?:\.\d+)?)\s?(?:usd|eur|gbp|dollars|euros|k\b))/i,
+  name: /\b(?:my name is|i am|i'm|this is)\s+([A-Z][a-z]+(?:\s[A-Z][a-z]+)?)/,
+  company: /\b(?:from|at|with|company(?: is)?|work for)\s+([A-Z][A-Za-z0-9&]+(?:\s(?:[A-Z][A-Za-z0-9&]+|Inc|Ltd|GmbH|LLC))*)/
+}
+
+/** Entities found in a text, by the names a schema is likely to use. */
+export const extract = (text: string): Record<string, string | number> => {
+  const found: Record<string, string | number> = {}
+  const email = patterns.email.exec(text)?.[0]
+  if (email !== undefined) found["email"] = email
+  const withoutEmail = email === undefined ? text : text.replace(email, " ")
+  const order = patterns.orderId.exec(withoutEmail)?.[1]
+  if (order !== undefined) found["order_id"] = order
+  const phone = patterns.phone.exec(withoutEmail.replace(order ?? "\u0000", " "))?.[0]?.trim()
+  if (phone !== undefined && phone.replace(/\D/g, "").length >= 7) found["phone"] = phone
+  const amount = patterns.amount.exec(withoutEmail)
+  if (amount !== null) {
+    const raw = (amount[1] ?? amount[2] ?? "").replace(/,/g, "")
+    const value = Number(raw) * (/k\b/i.test(amount[0]) ? 1000 : 1)
+    if (Number.isFinite(value)) found["amount"] = value
+  }
+  const name = patterns.name.exec(text)?.[1]
+  if (name !== undefined) found["name"] = name
+  const company = patterns.company.exec(text)?.[1]
+  if (company !== undefined && company !== name) found["company"] = company
+  return found
+}
+
+const aliases: Record<string, ReadonlyArray<string>> = {
+  email: ["email", "email_address", "customer_email", "contact_email"],
+  order_id: ["order_id", "order", "order_number"],
+  phone: ["phone", "phone_number", "telephone"],
+  amount: ["amount", "budget", "budget_usd", "value", "total"],
+  name: ["name", "full_name", "customer_name", "contact_name"],
+  company: ["company", "company_name", "organisation", "organization"]
+}
+
+/** The schema's properties filled from the text's entities (only those it recognises). */
+const structured = (schema: unknown, text: string): Record<string, unknown> => {
+  const properties = typeof schema === "object" && schema !== null && "properties" in schema
+    ? (schema as { readonly properties: unknown }).properties
+    : undefined
+  const entities = extract(text)
+  const out: Record<string, unknown> = {}
+  if (typeof properties !== "object" || properties === null) return entities
+  for (const key of Object.keys(properties)) {
+    for (const [entity, names] of Object.entries(aliases)) {
+      if (names.includes(key.toLowerCase()) && entities[entity] !== undefined) out[key] = entities[entity]
+    }
+  }
+  return out
+}
+
+const lastUser = (request: GenerateRequest): string =>
+  [...request.messages].reverse().find((m) => m.role === "user")?.content ?? ""
+
+export const generate = (request: GenerateRequest): GenerateResponse => {
+  const question = lastUser(request)
+  const input = estimateTokens(request.messages.map((m) => m.content).join("\n") + request.passages.map((p) => p.text).join("\n"))
+  const reply = (text: string, extra: { json?: unknown; citations: ReadonlyArray<string>; answered: boolean }) =>
+    new GenerateResponse({
+      text,
+      ...(extra.json === undefined ? {} : { json: extra.json }),
+      tier: tierOf(request.tier),
+      provider,
+      model,
+      usage: new Usage({ inputTokens: input, outputTokens: estimateTokens(text), reported: false }),
+      costUsd: 0,
+      citations: extra.citations,
+      answered: extra.answered,
+      cached: false
+    })
+  if (request.outputSchema !== undefined) {
+    const json = structured(request.outputSchema, question)
+    return reply(JSON.stringify(json), { json, citations: [], answered: Object.keys(json).length > 0 })
+  }
+  if (request.passages.length > 0) {
+    const answer = answerFrom(question, request.passages)
+    return reply(answer.text, answer)
+  }
+  return reply("I can only answer from the knowledge base or the details of your request, and I have neither for this.", {
+    citations: [],
+    answered: false
+  })
+}
+
+const labelText = (label: ClassifyRequest["labels"][number]): ReadonlyArray<string> => [
+  label.name.replace(/[_-]/g, " "),
+  ...(label.description === "" ? [] : [label.description]),
+  ...label.examples
+]
+
+export const classify = (request: ClassifyRequest): ClassifyResponse => {
+  const text = embedText(request.text, dimension)
+  const words = contentWords(request.text)
+  const scores = request.labels.map((label) => {
+    const similarities = labelText(label).map((t) => {
+      const shared = [...contentWords(t)].filter((w) => words.has(w)).length
+      return 0.7 * cosine(text, embedText(t, dimension)) + 0.3 * (words.size === 0 ? 0 : Math.min(1, shared / words.size))
+    })
+    return Math.max(...similarities)
+  })
+  const top = Math.max(...scores)
+  const weights = scores.map((s) => Math.exp((s - top) / 0.05))
+  const total = weights.reduce((a, b) => a + b, 0)
+  const best = scores.indexOf(top)
+  return new ClassifyResponse({
+    label: request.labels[best]!.name,
+    confidence: Math.round((weights[best]! / total) * 1000) / 1000,
+    tier: tierOf(request.tier),
+    usage: new Usage({ inputTokens: estimateTokens(request.text), outputTokens: 1, reported: false }),
+    costUsd: 0
+  })
+}
+
+/** Fails with TokenBudgetExceeded when the answer would spend more than the request's budget. */
+const withinBudget = (request: GenerateRequest) =>
+  Effect.flatMap(Effect.sync(() => generate(request)), (response) => {
+    const needed = response.usage.inputTokens + response.usage.outputTokens
+    return request.tokenBudget !== undefined && needed > request.tokenBudget
+      ? Effect.fail(new TokenBudgetExceeded({ budget: request.tokenBudget, needed }))
+      : Effect.succeed(response)
+  })
+
+/** The gateway with every tier on the local model. */
+export const gateway: LlmGateway["Type"] = {
+  generate: withinBudget,
+  stream: (request) =>
+    Stream.unwrap(Effect.map(withinBudget(request), (response) => {
+      const deltas = response.text.split(/(?<=\s)/).map((text): StreamPart => ({ _tag: "Delta", text }))
+      return Stream.fromIterable<StreamPart>([...deltas, { _tag: "Done", response }])
+    })),
+  classify: (request) => Effect.sync(() => classify(request))
+}

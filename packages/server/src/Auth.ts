@@ -1,0 +1,158 @@
+/**
+ * Authentication of HTTP requests and WebSocket connections. A credential is an API key
+ * (`Authorization: Bearer tsk_…` or `X-API-Key: tsk_…`) or an access token (`Authorization:
+ * Bearer <JWT>`, see Jwt). The caller's tenant comes from the credential alone. Every
+ * authenticated request then takes a token from its tenant's and its key's rate buckets (the
+ * plan's requests per minute); over either, 429 with the delay.
+ *
+ * A request is authenticated once: the result is kept in its RequestContext, so the idempotency
+ * layer and the route may both ask.
+ */
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import type { SqlError } from "@effect/sql/SqlError"
+import { TooManyRequests, Unauthorized, Unavailable } from "@tessera/domain/ApiErrors"
+import { Scope } from "@tessera/domain/ApiKey"
+import { Authentication } from "@tessera/domain/Authentication"
+import { TenantId } from "@tessera/domain/Ids"
+import { PlanLimits } from "@tessera/domain/Plan"
+import { Principal } from "@tessera/domain/Principal"
+import * as ApiKeys from "@tessera/runtime/ApiKeys"
+import { Database } from "@tessera/runtime/Database"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import { Jwt } from "./Jwt.js"
+import { RateLimiter } from "./RateLimiter.js"
+import * as RequestContext from "./RequestContext.js"
+
+/** How long a tenant's plan limits are cached by a node. */
+const limitsTtlMs = 10_000
+
+export type AuthError = Unauthorized | TooManyRequests | Unavailable
+
+const unauthorized = (code: string, message: string) => new Unauthorized({ code, message })
+
+const unavailable = (error: SqlError | { readonly message: string }) =>
+  new Unavailable({ code: "storage_unavailable", message: `authentication could not complete: ${error.message}` })
+
+/** The credential presented: the bearer value, else `X-API-Key`; undefined when neither is there. */
+export const credentialOf = (headers: Readonly<Record<string, string | undefined>>, query?: URLSearchParams): string | undefined => {
+  const authorization = headers["authorization"]
+  if (authorization !== undefined && /^bearer /i.test(authorization)) return authorization.slice(7).trim()
+  const key = headers["x-api-key"]
+  if (key !== undefined && key !== "") return key.trim()
+  const fromQuery = query?.get("access_token") ?? query?.get("api_key")
+  return fromQuery === null || fromQuery === undefined || fromQuery === "" ? undefined : fromQuery
+}
+
+export class Authenticator extends Effect.Service<Authenticator>()("@tessera/server/Authenticator", {
+  effect: Effect.gen(function*() {
+    const db = yield* Database
+    const jwt = yield* Jwt
+    const limiter = yield* RateLimiter
+    const limitsCache = new Map<string, { readonly limits: PlanLimits; readonly at: number }>()
+
+    const principalOf = (credential: string): Effect.Effect<Principal, Unauthorized | Unavailable> => {
+      if (credential.startsWith("tsk_")) {
+        return ApiKeys.resolve(credential).pipe(
+          Effect.mapError(unavailable),
+          Effect.flatMap((key) => {
+            if (key === undefined) return Effect.fail(unauthorized("invalid_api_key", "the API key is unknown, revoked or expired"))
+            const scopes = key.scopes.filter((s): s is Scope => Schema.is(Scope)(s))
+            return Effect.succeed(new Principal({
+              tenantId: TenantId.make(key.tenantId),
+              subject: `key:${key.id}`,
+              keyId: key.id,
+              scopes,
+              credential: "api_key"
+            }))
+          }),
+          Effect.provideService(Database, db)
+        )
+      }
+      return jwt.verify(credential).pipe(
+        Effect.catchTags({
+          InvalidToken: (e) => Effect.fail(unauthorized("invalid_token", e.message)),
+          SqlError: (e) => Effect.fail(unavailable(e))
+        })
+      )
+    }
+
+    const limitsOf = (tenantId: TenantId): Effect.Effect<PlanLimits, Unauthorized | Unavailable> =>
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const cached = limitsCache.get(tenantId)
+        if (cached !== undefined && now - cached.at < limitsTtlMs) return cached.limits
+        const rows = yield* db.tenant(tenantId)(db.sql<{ limits: unknown }>`SELECT limits FROM tenants WHERE tenant_id = ${tenantId}`).pipe(
+          Effect.mapError(unavailable)
+        )
+        if (rows[0] === undefined) return yield* unauthorized("tenant_not_found", "the credential's tenant does not exist")
+        const limits = yield* Schema.decodeUnknown(PlanLimits)(rows[0].limits).pipe(Effect.mapError(unavailable))
+        limitsCache.set(tenantId, { limits, at: now })
+        return limits
+      })
+
+    const admit = (principal: Principal) =>
+      Effect.gen(function*() {
+        const { requestsPerMinute } = yield* limitsOf(principal.tenantId)
+        const bucket = (key: string) => ({ key, capacity: requestsPerMinute, refillPerSecond: requestsPerMinute / 60 })
+        const buckets = principal.keyId === null
+          ? [bucket(`t:${principal.tenantId}:s:${principal.subject}`), bucket(`t:${principal.tenantId}`)]
+          : [bucket(`t:${principal.tenantId}:k:${principal.keyId}`), bucket(`t:${principal.tenantId}`)]
+        const decision = yield* limiter.check(buckets).pipe(
+          Effect.mapError((e) => new Unavailable({ code: e.code, message: e.message }))
+        )
+        const state = { limit: decision.limit, remaining: decision.remaining, resetSeconds: decision.resetSeconds }
+        if (!decision.allowed) {
+          return yield* new TooManyRequests({
+            code: "rate_limited",
+            message: `tenant ${principal.tenantId} is over its rate limit of ${requestsPerMinute} requests per minute; retry in ${
+              Math.ceil(decision.retryAfterMs / 1000)
+            } s`,
+            details: { limit: requestsPerMinute, window: "1 minute" },
+            retry_after_ms: decision.retryAfterMs
+          })
+        }
+        return state
+      })
+
+    /** The principal behind a credential, with a token taken from its rate buckets. */
+    const authenticate = (credential: string | undefined): Effect.Effect<Principal, AuthError> =>
+      Effect.gen(function*() {
+        if (credential === undefined || credential === "") {
+          return yield* unauthorized("missing_credentials", "send an API key (Authorization: Bearer or X-API-Key) or an access token")
+        }
+        const principal = yield* principalOf(credential)
+        const state = yield* admit(principal)
+        const context = yield* RequestContext.get
+        if (Option.isSome(context)) context.value.rateLimit = state
+        return principal
+      })
+
+    /** The current request's principal, authenticated once per request. */
+    const authenticateRequest: Effect.Effect<Principal, AuthError, HttpServerRequest.HttpServerRequest> = Effect.gen(
+      function*() {
+        const context = yield* RequestContext.get
+        if (Option.isSome(context) && context.value.principal !== undefined) return context.value.principal
+        const request = yield* HttpServerRequest.HttpServerRequest
+        const principal = yield* authenticate(credentialOf(request.headers))
+        if (Option.isSome(context)) context.value.principal = principal
+        return principal
+      }
+    )
+
+    return { authenticate, authenticateRequest, principalOf } as const
+  })
+}) {}
+
+/** The `Authentication` middleware of the API groups. */
+export const layer: Layer.Layer<Authentication, never, Authenticator> = Layer.effect(
+  Authentication,
+  Effect.map(Authenticator, (auth) =>
+    Authentication.of({
+      bearer: () => auth.authenticateRequest,
+      apiKey: () => auth.authenticateRequest
+    }))
+)

@@ -1,0 +1,115 @@
+/**
+ * Access tokens. Through HTTP: an API key is exchanged for an RS256 JWT that authenticates, its
+ * key is published at /.well-known/jwks.json, and every forged or stale variant is refused with
+ * 401 — `alg: none`, HS256 signed with the public key, a wrong issuer or audience, an expired
+ * token, one not valid yet, an unknown key id. On simulated time: key rotation keeps the tokens
+ * of the old key valid until they expire, then the old key leaves the JWKS.
+ */
+import { assert, layer } from "@effect/vitest"
+import { TenantId } from "@tessera/domain/Ids"
+import { Principal } from "@tessera/domain/Principal"
+import { Database } from "@tessera/runtime/Database"
+import * as TestDatabase from "@tessera/runtime/TestDatabase"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as TestClock from "effect/TestClock"
+import * as Jose from "jose"
+import { createPublicKey } from "node:crypto"
+import * as Jwt from "../src/Jwt.js"
+import * as EdgeNode from "./EdgeNode.js"
+
+const { http, tenant } = EdgeNode
+
+const unauthorized = (reply: EdgeNode.Reply) => {
+  assert.strictEqual(reply.status, 401, reply.text)
+  assert.strictEqual(reply.body.code, "invalid_token", reply.text)
+}
+
+const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url")
+
+layer(EdgeNode.layer(), { timeout: 120_000, excludeTestServices: true })("Jwt over HTTP", (it) => {
+  it.effect("an API key is exchanged for a token that authenticates; forged and stale tokens are 401", () =>
+    Effect.gen(function*() {
+      const alpha = yield* tenant("alpha", "pro", ["read", "write"])
+      const issued = yield* http("POST", "/v1/auth/token", { key: alpha.key })
+      assert.strictEqual(issued.status, 200, issued.text)
+      assert.strictEqual(issued.body.token_type, "Bearer")
+      assert.strictEqual(issued.body.expires_in, 3600)
+      const token = String(issued.body.access_token)
+      const me = yield* http("GET", "/v1/auth/whoami", { key: token })
+      assert.strictEqual(me.status, 200, me.text)
+      assert.strictEqual(me.body.tenantId, "alpha")
+      assert.strictEqual(me.body.credential, "jwt")
+      // A token is not exchanged for another token.
+      assert.strictEqual((yield* http("POST", "/v1/auth/token", { key: token })).status, 401)
+
+      const jwks = yield* http("GET", "/.well-known/jwks.json")
+      assert.strictEqual(jwks.status, 200)
+      const keys = jwks.body.keys as ReadonlyArray<Jose.JWK & { kid: string }>
+      const header = Jose.decodeProtectedHeader(token)
+      const published = keys.find((k) => k.kid === header.kid)
+      assert.isDefined(published)
+      assert.notProperty(published, "d")
+
+      const claims = Jose.decodeJwt(token)
+      // alg none: the same claims, no signature.
+      unauthorized(yield* http("GET", "/v1/auth/whoami", { key: `${b64({ alg: "none", typ: "JWT" })}.${b64(claims)}.` }))
+      // HS256 with the public key as the HMAC secret (the classic key-confusion forgery).
+      const publicPem = String(createPublicKey({ key: { kty: "RSA", n: published!.n!, e: published!.e! }, format: "jwk" }).export({ type: "spki", format: "pem" }))
+      for (const secret of [publicPem, JSON.stringify(published)]) {
+        const forged = yield* Effect.promise(() =>
+          new Jose.SignJWT(claims).setProtectedHeader({ alg: "HS256", kid: header.kid! }).sign(new TextEncoder().encode(secret))
+        )
+        unauthorized(yield* http("GET", "/v1/auth/whoami", { key: forged }))
+      }
+
+      // Signed with the real private key, but wrong in one claim each.
+      const db = yield* Database
+      const row = (yield* db.sql<{ private_jwk: Jose.JWK }>`SELECT private_jwk FROM signing_keys WHERE kid = ${header.kid!}`)[0]!
+      const privateKey = yield* Effect.promise(() => Jose.importJWK(row.private_jwk, "RS256"))
+      const now = Math.floor(Date.now() / 1000)
+      const sign = (patch: Record<string, unknown>, kid = header.kid!) =>
+        Effect.promise(() =>
+          new Jose.SignJWT({ ...claims, ...patch }).setProtectedHeader({ alg: "RS256", kid }).sign(privateKey)
+        )
+      // The control: the same signing path with nothing changed is accepted.
+      assert.strictEqual((yield* http("GET", "/v1/auth/whoami", { key: yield* sign({}) })).status, 200)
+      unauthorized(yield* http("GET", "/v1/auth/whoami", { key: yield* sign({ iss: "someone-else" }) }))
+      unauthorized(yield* http("GET", "/v1/auth/whoami", { key: yield* sign({ aud: "another-api" }) }))
+      unauthorized(yield* http("GET", "/v1/auth/whoami", { key: yield* sign({ iat: now - 7200, nbf: now - 7200, exp: now - 3600 }) }))
+      unauthorized(yield* http("GET", "/v1/auth/whoami", { key: yield* sign({ nbf: now + 3600 }) }))
+      unauthorized(yield* http("GET", "/v1/auth/whoami", { key: yield* sign({}, "k_unknown") }))
+      unauthorized(yield* http("GET", "/v1/auth/whoami", { key: `${token.slice(0, -4)}AAAA` }))
+      unauthorized(yield* http("GET", "/v1/auth/whoami", { key: "not.a.jwt" }))
+    }))
+})
+
+layer(TestDatabase.layer)("Jwt rotation", (it) => {
+  const settings: Jwt.Settings = {
+    issuer: "tessera",
+    audience: "tessera-api",
+    ttl: Duration.hours(1),
+    rotation: Duration.minutes(30)
+  }
+  const principal = new Principal({ tenantId: TenantId.make("acme"), subject: "key:k1", keyId: "k1", scopes: ["read"], credential: "jwt" })
+
+  it.effect("a rotated key keeps verifying its tokens until they expire, then leaves the JWKS", () =>
+    Effect.gen(function*() {
+      const jwt = yield* Jwt.make(settings)
+      const first = yield* jwt.sign(principal)
+      const firstKid = Jose.decodeProtectedHeader(first.token).kid
+      yield* TestClock.adjust("31 minutes")
+      const second = yield* jwt.sign(principal)
+      const secondKid = Jose.decodeProtectedHeader(second.token).kid
+      assert.notStrictEqual(secondKid, firstKid)
+      // Both verify; both keys are published.
+      assert.strictEqual((yield* jwt.verify(first.token)).subject, "key:k1")
+      assert.strictEqual((yield* jwt.verify(second.token)).subject, "key:k1")
+      assert.sameMembers((yield* jwt.jwks).map((k) => k.kid), [firstKid!, secondKid!])
+      // An hour after the rotation the old key's tokens have all expired; it is no longer published.
+      yield* TestClock.adjust("61 minutes")
+      assert.deepStrictEqual((yield* jwt.jwks).map((k) => k.kid), [secondKid!])
+      const expired = yield* Effect.flip(jwt.verify(first.token))
+      assert.strictEqual(expired._tag, "InvalidToken")
+    }))
+})
