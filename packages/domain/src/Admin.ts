@@ -1,6 +1,7 @@
 /**
  * The admin contracts of the HTTP edge: API keys (create, list, revoke, rotate with an overlap
- * window), users and their roles, usage and the audit log. All of them need the `admin` scope.
+ * window), users and their roles, usage, the audit log and the tenant's workflow overlays. All of
+ * them need the `admin` scope.
  */
 import * as Schema from "effect/Schema"
 import { ApiKey, Scope } from "./ApiKey.js"
@@ -36,10 +37,16 @@ export class User extends Schema.Class<User>("User")({
   createdAt: Schema.DateTimeUtc
 }) {}
 
+export const Email = Schema.String.pipe(
+  Schema.pattern(/^[^\s@]{1,64}@[^\s@]{1,255}$/, { message: () => "email must look like name@domain" })
+)
+
 export class CreateUser extends Schema.Class<CreateUser>("CreateUser")({
   id: UserId,
-  email: Schema.String.pipe(Schema.pattern(/^[^\s@]{1,64}@[^\s@]{1,255}$/, { message: () => "email must look like name@domain" })),
-  role: Role
+  email: Email,
+  role: Role,
+  /** When set, the user may exchange it for an access token (`POST /v1/auth/password`). */
+  password: Schema.optional(Schema.String.pipe(Schema.minLength(12), Schema.maxLength(200)))
 }) {}
 
 export class SetRole extends Schema.Class<SetRole>("SetRole")({
@@ -67,4 +74,18 @@ export class AuditEntry extends Schema.Class<AuditEntry>("AuditEntry")({
   requestId: Schema.NullOr(Schema.String),
   details: Schema.Unknown,
   createdAt: Schema.DateTimeUtc
+}) {}
+
+/** A workflow the tenant can run: a shared one, or the tenant's overlay of it. */
+export class WorkflowSummary extends Schema.Class<WorkflowSummary>("WorkflowSummary")({
+  name: Schema.String,
+  triggers: Schema.Array(Schema.String),
+  overlay: Schema.Boolean
+}) {}
+
+/** A tenant overlay of a shared workflow, as YAML (`extends:` the shared one). */
+export class UploadWorkflow extends Schema.Class<UploadWorkflow>("UploadWorkflow")({
+  /** The name diagnostics cite (default `overlay.yaml`). */
+  file: Schema.optionalWith(Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9_.-]{1,100}$/)), { default: () => "overlay.yaml" }),
+  source: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(256_000))
 }) {}

@@ -1,7 +1,7 @@
 /**
  * The HTTP API of Tessera, as `@effect/platform` `HttpApi` groups. The server implements it,
  * `GET /openapi.json` is generated from it, and clients can derive a typed client from it.
- * Every error has the body of `ApiErrors.ErrorBody`.
+ * Every error has the same body, `{ code, message, details, request_id }` (see ApiErrors).
  */
 import * as HttpApi from "@effect/platform/HttpApi"
 import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
@@ -9,11 +9,23 @@ import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as OpenApi from "@effect/platform/OpenApi"
 import * as Schema from "effect/Schema"
-import { ApiKeyCreated, AuditEntry, CreateApiKey, CreateUser, RotateApiKey, SetPlan, SetRole, UsageWindow, User } from "./Admin.js"
+import {
+  ApiKeyCreated,
+  AuditEntry,
+  CreateApiKey,
+  CreateUser,
+  RotateApiKey,
+  SetPlan,
+  SetRole,
+  UploadWorkflow,
+  UsageWindow,
+  User,
+  WorkflowSummary
+} from "./Admin.js"
 import { ApiKey } from "./ApiKey.js"
 import * as ApiErrors from "./ApiErrors.js"
 import { Authentication } from "./Authentication.js"
-import { Jwks, TokenResponse } from "./AuthToken.js"
+import { Jwks, PasswordGrant, TokenResponse } from "./AuthToken.js"
 import { ChatAccepted, ChatRequest, ChatResponse } from "./Chat.js"
 import { Channel } from "./ChatMessage.js"
 import { ApiKeyId, RunId, SessionId, UserId } from "./Ids.js"
@@ -29,8 +41,18 @@ export class AuthGroup extends HttpApiGroup.make("auth")
     HttpApiEndpoint.post("token", "/v1/auth/token")
       .addSuccess(TokenResponse)
       .addError(ApiErrors.Unauthorized)
+      .addError(ApiErrors.Forbidden)
       .addError(ApiErrors.TooManyRequests)
       .annotate(OpenApi.Description, "A 1-hour RS256 JWT for the API key presented (Authorization: Bearer or X-API-Key).")
+  )
+  .add(
+    HttpApiEndpoint.post("password", "/v1/auth/password")
+      .setPayload(PasswordGrant)
+      .addSuccess(TokenResponse)
+      .addError(ApiErrors.BadRequest)
+      .addError(ApiErrors.Unauthorized)
+      .addError(ApiErrors.TooManyRequests)
+      .annotate(OpenApi.Description, "A 1-hour RS256 JWT for a user's e-mail and password; the scopes of the user's role.")
   )
   .add(HttpApiEndpoint.get("jwks", "/.well-known/jwks.json").addSuccess(Jwks))
   .annotate(OpenApi.Title, "Authentication")
@@ -159,6 +181,18 @@ export class AdminGroup extends HttpApiGroup.make("admin")
   .add(HttpApiEndpoint.put("setRole", "/v1/admin/users/:id/role").setPath(userPath).setPayload(SetRole).addSuccess(User))
   .add(HttpApiEndpoint.get("usage", "/v1/admin/usage").addSuccess(Schema.Array(UsageWindow)))
   .add(HttpApiEndpoint.get("audit", "/v1/admin/audit-logs").addSuccess(Schema.Array(AuditEntry)))
+  .add(HttpApiEndpoint.get("listWorkflows", "/v1/admin/workflows").addSuccess(Schema.Array(WorkflowSummary)))
+  .add(
+    HttpApiEndpoint.put("uploadWorkflow", "/v1/admin/workflows")
+      .setPayload(UploadWorkflow)
+      .addSuccess(WorkflowSummary)
+      .annotate(OpenApi.Description, "Validates and stores a tenant overlay; 400 `workflow_invalid` lists file:line:column diagnostics.")
+  )
+  .add(
+    HttpApiEndpoint.del("removeWorkflow", "/v1/admin/workflows/:name")
+      .setPath(Schema.Struct({ name: Schema.String.pipe(Schema.pattern(/^[a-z][a-z0-9_]{0,63}$/)) }))
+      .addSuccess(HttpApiSchema.NoContent)
+  )
   .addError(ApiErrors.BadRequest)
   .addError(ApiErrors.Forbidden)
   .addError(ApiErrors.NotFound)

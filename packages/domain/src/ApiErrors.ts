@@ -72,11 +72,3 @@ export const statusOf = (error: ApiError): number => {
       return 503
   }
 }
-
-/** The body every error response has. */
-export class ErrorBody extends Schema.Class<ErrorBody>("ErrorBody")({
-  code: Schema.String,
-  message: Schema.String,
-  details: Schema.Unknown,
-  request_id: Schema.String
-}) {}

@@ -22,7 +22,7 @@ export class ChatRequest extends Schema.Class<ChatRequest>("ChatRequest")({
   sessionId: Schema.optional(SessionId).pipe(Schema.fromKey("session_id")),
   channel: Schema.optionalWith(Channel, { default: () => "api" as const }),
   context: Schema.optionalWith(Context, { default: () => ({}) }),
-  /** Accepted only when it is the credential's tenant. */
+  /** Accepted only when it is the credential's tenant (the edge refuses another with 403). */
   tenantId: Schema.optional(Schema.String).pipe(Schema.fromKey("tenant_id"))
 }) {}
 

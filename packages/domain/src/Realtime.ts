@@ -14,7 +14,8 @@ const FrameId = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(100))
 
 // --- client → server --------------------------------------------------------------------------
 
-export class SendFrame extends Schema.TaggedClass<SendFrame>()("send", {
+export class SendFrame extends Schema.Class<SendFrame>("SendFrame")({
+  type: Schema.tag("send"),
   id: FrameId,
   message: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(32_000)),
   user_id: UserId,
@@ -22,14 +23,16 @@ export class SendFrame extends Schema.TaggedClass<SendFrame>()("send", {
   context: Schema.optionalWith(Context, { default: () => ({}) })
 }) {}
 
-export class SubscribeFrame extends Schema.TaggedClass<SubscribeFrame>()("subscribe", {
+export class SubscribeFrame extends Schema.Class<SubscribeFrame>("SubscribeFrame")({
+  type: Schema.tag("subscribe"),
   id: FrameId,
   session_id: SessionId,
   /** The id of the last final frame the client has; the finals after it are sent first. */
   last_frame_id: Schema.optional(Schema.String.pipe(Schema.pattern(/^f_\d{1,18}$/)))
 }) {}
 
-export class PingFrame extends Schema.TaggedClass<PingFrame>()("ping", {
+export class PingFrame extends Schema.Class<PingFrame>("PingFrame")({
+  type: Schema.tag("ping"),
   id: FrameId
 }) {}
 
@@ -38,19 +41,22 @@ export type ClientFrame = typeof ClientFrame.Type
 
 // --- server → client --------------------------------------------------------------------------
 
-export class AckFrame extends Schema.TaggedClass<AckFrame>()("ack", {
+export class AckFrame extends Schema.Class<AckFrame>("AckFrame")({
+  type: Schema.tag("ack"),
   id: FrameId,
   ref: Schema.String,
   session_id: SessionId,
   run_id: Schema.NullOr(RunId)
 }) {}
 
-export class PongFrame extends Schema.TaggedClass<PongFrame>()("pong", {
+export class PongFrame extends Schema.Class<PongFrame>("PongFrame")({
+  type: Schema.tag("pong"),
   id: FrameId,
   ref: Schema.String
 }) {}
 
-export class ErrorFrame extends Schema.TaggedClass<ErrorFrame>()("error", {
+export class ErrorFrame extends Schema.Class<ErrorFrame>("ErrorFrame")({
+  type: Schema.tag("error"),
   id: FrameId,
   ref: Schema.NullOr(Schema.String),
   code: Schema.String,
@@ -58,7 +64,8 @@ export class ErrorFrame extends Schema.TaggedClass<ErrorFrame>()("error", {
 }) {}
 
 /** Progress of a run: a step or tool call happened (intermediate). */
-export class StepFrame extends Schema.TaggedClass<StepFrame>()("step", {
+export class StepFrame extends Schema.Class<StepFrame>("StepFrame")({
+  type: Schema.tag("step"),
   id: FrameId,
   run_id: RunId,
   event: Schema.String,
@@ -66,14 +73,16 @@ export class StepFrame extends Schema.TaggedClass<StepFrame>()("step", {
 }) {}
 
 /** Streamed model output of a run (intermediate; consecutive deltas of a run may be coalesced). */
-export class TokenFrame extends Schema.TaggedClass<TokenFrame>()("token", {
+export class TokenFrame extends Schema.Class<TokenFrame>("TokenFrame")({
+  type: Schema.tag("token"),
   id: FrameId,
   run_id: RunId,
   delta: Schema.String
 }) {}
 
 /** A run's final answer. */
-export class MessageFrame extends Schema.TaggedClass<MessageFrame>()("message", {
+export class MessageFrame extends Schema.Class<MessageFrame>("MessageFrame")({
+  type: Schema.tag("message"),
   id: FrameId,
   run_id: RunId,
   session_id: Schema.NullOr(SessionId),
@@ -85,8 +94,6 @@ export type ServerFrame = typeof ServerFrame.Type
 
 /** WebSocket close codes of the gateway. */
 export const CloseCode = {
-  /** The credential was refused at connect. */
-  unauthorized: 4401,
   /** The consumer stayed over its send-queue bound: it reads too slowly. */
   slowConsumer: 4008
 } as const

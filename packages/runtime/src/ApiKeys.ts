@@ -8,6 +8,7 @@ import type { SqlError } from "@effect/sql/SqlError"
 import { ApiKey, type Scope } from "@tessera/domain/ApiKey"
 import { StorageError } from "@tessera/domain/Errors"
 import type { TenantId } from "@tessera/domain/Ids"
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
@@ -89,6 +90,7 @@ export interface Resolved {
   readonly tenantId: string
   readonly id: string
   readonly scopes: ReadonlyArray<string>
+  readonly expiresAt: Date | null
 }
 
 /**
@@ -98,21 +100,14 @@ export interface Resolved {
 export const resolve = (plainKey: string): Effect.Effect<Resolved | undefined, SqlError, Database> =>
   looksLikeKey(plainKey)
     ? Effect.flatMap(Database, (db) =>
-      db.system(db.sql<{ tenant_id: string; id: string; scopes: ReadonlyArray<string> }>`
-        SELECT tenant_id, id, scopes FROM api_keys WHERE key_hash = ${hash(plainKey)}
+      db.system(db.sql<{ tenant_id: string; id: string; scopes: ReadonlyArray<string>; expires_at: Date | null }>`
+        SELECT tenant_id, id, scopes, expires_at FROM api_keys WHERE key_hash = ${hash(plainKey)}
           AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())`)
     ).pipe(Effect.map((rows) => {
       const row = rows[0]
-      return row === undefined ? undefined : { tenantId: row.tenant_id, id: row.id, scopes: row.scopes }
+      return row === undefined ? undefined : { tenantId: row.tenant_id, id: row.id, scopes: row.scopes, expiresAt: row.expires_at }
     }))
     : Effect.succeed(undefined)
-
-/** Whether the key is still live (a JWT exchanged for it dies with it). */
-export const isLiveId = (tenantId: TenantId, id: string): Effect.Effect<boolean, SqlError, Database> =>
-  Effect.flatMap(Database, (db) =>
-    db.tenant(tenantId)(db.sql`SELECT 1 FROM api_keys WHERE tenant_id = ${tenantId} AND id = ${id}
-      AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())`)
-  ).pipe(Effect.map((rows) => rows.length > 0))
 
 export const list = (tenantId: TenantId): Effect.Effect<ReadonlyArray<ApiKey>, SqlError | StorageError, Database> =>
   Effect.flatMap(Database, (db) =>
@@ -143,7 +138,7 @@ export const rotate = (
       if (old === undefined) return undefined
       const scopes = old.scopes.filter((s): s is Scope => s === "read" || s === "write" || s === "admin")
       const created = yield* create(tenantId, old.name, scopes, old.expires_at === null ? {} : { expiresAt: old.expires_at })
-      const until = new Date(Date.now() + overlapSeconds * 1000)
+      const until = new Date((yield* Clock.currentTimeMillis) + overlapSeconds * 1000)
       yield* db.sql`UPDATE api_keys SET rotated_to = ${created.id},
         expires_at = CASE WHEN expires_at IS NULL OR expires_at > ${until} THEN ${until} ELSE expires_at END
         WHERE tenant_id = ${tenantId} AND id = ${id}`

@@ -3,7 +3,8 @@
  * is the embedded default for every tier and a real `SLM_A` tier beside remote providers.
  *
  * - Grounded answers: the sentences of the given passages that best cover the question (hashed
- *   n-gram similarity plus shared content words), from at most two passages, cited by id. When no
+ *   n-gram similarity plus shared content words): the best one and the next in its passage, plus
+ *   the best of another passage when the question spans two, each passage cited by id. When no
  *   sentence shares enough with the question it answers `answered: false` and says it does not
  *   know, so the workflow escalates instead of guessing.
  * - Structured output (a request with an `outputSchema`): entity extraction — emails, phone
@@ -11,6 +12,10 @@
  *   recognises by name; properties it cannot fill are left out.
  * - Classification: similarity of the text to each label's name, description and examples;
  *   confidence is a softmax over the similarities (temperature 0.05), so a clear match is near 1.
+ *
+ * - Templated replies: with neither passages nor a schema, the order, lead and complaint flows
+ *   (`context.flow`, or the workflow path in `context.workflow`) get a reply built only from the
+ *   facts in the context and the message; a missing fact is asked for, with `answered: false`.
  *
  * Token counts are estimates (≈ 4 characters a token); the price is zero.
  */
@@ -86,8 +91,10 @@ export const answerFrom = (
   }
   // The best sentence, and the one after it in the same passage when it carries on the answer.
   const following = scored.find((s) => s.passage === best.passage && s.position === best.position + 1 && s.overlap > 0)
-  const text = following === undefined ? best.sentence : `${best.sentence} ${following.sentence}`
-  return { text, citations: [best.passage.id], answered: true }
+  // A question that spans two passages (e.g. "shipping time and refunds") gets the other one's best sentence too.
+  const other = scored.find((s) => s.passage !== best.passage && s.overlap >= 0.25 && s.score >= 0.75 * best.score)
+  const text = [best.sentence, following?.sentence, other?.sentence].filter((s) => s !== undefined).join(" ")
+  return { text, citations: other === undefined ? [best.passage.id] : [best.passage.id, other.passage.id], answered: true }
 }
 
 const patterns = {
@@ -95,7 +102,7 @@ const patterns = {
   phone: /(?:\+\d{1,3}[\s-]?)?(?:\(\d{2,4}\)[\s-]?)?\d{3,4}[\s-]?\d{3,4}(?:[\s-]?\d{2,4})?/,
   orderId: /\b(?:order|ord|#)\s*(?:number|no\.?|id)?\s*[:#]?\s*([A-Z]{0,4}-?\d{3,}[A-Z0-9-]*)\b/i,
   amount: /(?:[$€£]\s?(\d[\d,]*(?:\.\d+)?)|(\d[\d,]*(?:\.\d+)?)\s?(?:usd|eur|gbp|dollars|euros|k\b))/i,
-  name: /\b(?:my name is|i am|i'm|this is)\s+([A-Z][a-z]+(?:\s[A-Z][a-z]+)?)/,
+  name: /\b(?:[Mm]y name is|[Ii] am|[Ii]'m|[Tt]his is)\s+([A-Z][a-z]+(?:\s[A-Z][a-z]+)?)/,
   company: /\b(?:from|at|with|company(?: is)?|work for)\s+([A-Z][A-Za-z0-9&]+(?:\s(?:[A-Z][A-Za-z0-9&]+|Inc|Ltd|GmbH|LLC))*)/
 }
 
@@ -147,6 +154,85 @@ const structured = (schema: unknown, text: string): Record<string, unknown> => {
   return out
 }
 
+/** The run's flow: `context.flow`, else the innermost workflow name that mentions one. */
+export const flowOf = (context: Readonly<Record<string, unknown>>): "order" | "lead" | "complaint" | undefined => {
+  const named = [context["flow"], context["workflow"]].filter((v): v is string => typeof v === "string").join(" ").toLowerCase()
+  const last = (["order", "lead", "complaint"] as const)
+    .map((flow) => ({ flow, at: named.lastIndexOf(flow) }))
+    .filter((f) => f.at >= 0)
+    .sort((a, b) => b.at - a.at)[0]
+  return last?.flow
+}
+
+const field = (context: Readonly<Record<string, unknown>>, found: Record<string, string | number>, ...names: ReadonlyArray<string>) => {
+  for (const name of names) {
+    const value = context[name] ?? found[name]
+    if (typeof value === "string" && value.trim() !== "") return value.trim()
+    if (typeof value === "number" && Number.isFinite(value)) return String(value)
+  }
+  return undefined
+}
+
+/**
+ * A reply for the order, lead and complaint flows from the run context and the entities in the
+ * message. It states only facts it was given; when a fact the reply needs is missing it asks for
+ * it and says it did not answer (`answered: false`), so the workflow can collect it or escalate.
+ */
+export const templatedReply = (
+  context: Readonly<Record<string, unknown>>,
+  message: string
+): { readonly text: string; readonly answered: boolean } | undefined => {
+  const flow = flowOf(context)
+  if (flow === undefined) return undefined
+  const found = extract(message)
+  const name = field(context, found, "name", "customer_name")
+  const first = name?.split(" ")[0]
+  /** The sentence, addressed to the customer by first name when known. */
+  const addressed = (sentence: string) => first === undefined ? sentence : `${first}, ${/^I\b/.test(sentence) ? sentence : sentence[0]!.toLowerCase() + sentence.slice(1)}`
+  switch (flow) {
+    case "order": {
+      const order = field(context, found, "order_id", "order_number")
+      if (order === undefined) {
+        return { text: "Could you send me your order number (for example #A-10442)? I will look it up right away.", answered: false }
+      }
+      const status = field(context, found, "status", "order_status")
+      if (status === undefined) {
+        return { text: `I have your order ${order}, but I cannot see its status yet; a colleague will check it and get back to you.`, answered: false }
+      }
+      const tracking = field(context, found, "tracking_number", "tracking")
+      const eta = field(context, found, "eta", "estimated_delivery")
+      return {
+        text: addressed(`Your order ${order} is`) + ` ${status.replace(/_/g, " ")}.` +
+          (eta === undefined ? "" : ` Expected delivery: ${eta}.`) +
+          (tracking === undefined ? "" : ` Tracking number: ${tracking}.`),
+        answered: true
+      }
+    }
+    case "lead": {
+      const email = field(context, found, "email", "customer_email")
+      const company = field(context, found, "company")
+      if (email === undefined) {
+        return { text: `Thanks ${name ?? "for your interest"}! What email address should our sales team use to reach you?`, answered: false }
+      }
+      return {
+        text: `Thanks ${name ?? "for your interest"}! I have passed your request${company === undefined ? "" : ` for ${company}`} to our sales team; they will reach you at ${email} within one business day.`,
+        answered: true
+      }
+    }
+    case "complaint": {
+      const ticket = field(context, found, "ticket_id", "ticket")
+      const email = field(context, found, "customer_email", "email")
+      const order = field(context, found, "order_id")
+      return {
+        text: addressed(`I'm sorry about this${order === undefined ? "" : ` with order ${order}`}. `) +
+          (ticket === undefined ? "I have passed your complaint to our support team" : `I have logged it as ticket ${ticket}`) +
+          (email === undefined ? " and someone will follow up here." : ` and we will follow up at ${email}.`),
+        answered: true
+      }
+    }
+  }
+}
+
 const lastUser = (request: GenerateRequest): string =>
   [...request.messages].reverse().find((m) => m.role === "user")?.content ?? ""
 
@@ -174,6 +260,8 @@ export const generate = (request: GenerateRequest): GenerateResponse => {
     const answer = answerFrom(question, request.passages)
     return reply(answer.text, answer)
   }
+  const templated = templatedReply(request.context, question)
+  if (templated !== undefined) return reply(templated.text, { citations: [], answered: templated.answered })
   return reply("I can only answer from the knowledge base or the details of your request, and I have neither for this.", {
     citations: [],
     answered: false

@@ -9,13 +9,15 @@ import knowledge from "./migrations/0002_knowledge.js"
 import tools from "./migrations/0003_tools.js"
 import workflows from "./migrations/0004_workflows.js"
 import edge from "./migrations/0005_edge.js"
+import llm from "./migrations/0006_llm.js"
 
 const migrations = {
   "0001_core": core,
   "0002_knowledge": knowledge,
   "0003_tools": tools,
   "0004_workflows": workflows,
-  "0005_edge": edge
+  "0005_edge": edge,
+  "0006_llm": llm
 }
 
 export const loader: Migrator.Loader = Migrator.fromRecord(migrations)

@@ -49,6 +49,14 @@ describe("LocalModel", () => {
       assert.include(refund.text, "Refunds go back to the original payment method")
     }))
 
+  it.effect("a question spanning two passages is answered from both, citing both", () =>
+    Effect.gen(function*() {
+      const both = yield* LocalModel.gateway.generate(ask("How many business days does standard shipping take, and how many business days until refunds go back to my payment method?"))
+      assert.deepStrictEqual([...both.citations].sort(), ["faq-returns-004", "faq-shipping-001"])
+      assert.include(both.text, "Standard shipping takes 3 to 5 business days")
+      assert.include(both.text, "Refunds go back to the original payment method")
+    }))
+
   it.effect("says it does not know rather than inventing an answer", () =>
     Effect.gen(function*() {
       const unknown = yield* LocalModel.gateway.generate(ask("Do you sell gift cards for the cinema?"))
@@ -92,5 +100,33 @@ describe("LocalModel", () => {
       assert.strictEqual(done?._tag, "Done")
       const text = all.flatMap((p) => p._tag === "Delta" ? [p.text] : []).join("")
       assert.strictEqual(text, done?._tag === "Done" ? done.response.text : "")
+    }))
+
+  it.effect("replies from the run context in the order, lead and complaint flows, and asks for what is missing", () =>
+    Effect.gen(function*() {
+      const flow = (message: string, context: Record<string, unknown>) =>
+        LocalModel.gateway.generate(
+          new GenerateRequest({ tenantId: "t1", tier: "SLM_A", messages: [new LlmMessage({ role: "user", content: message })], context })
+        )
+      const shipped = yield* flow("Where is my parcel?", { workflow: "order_management > track_order", order_id: "A-10442", status: "shipped", tracking_number: "1Z999" })
+      assert.isTrue(shipped.answered)
+      assert.strictEqual(shipped.text, "Your order A-10442 is shipped. Tracking number: 1Z999.")
+      const fromMessage = yield* flow("Status of order #B-2231 please", { flow: "order", status: "out_for_delivery" })
+      assert.include(fromMessage.text, "Your order B-2231 is out for delivery")
+      const missing = yield* flow("Where is my parcel?", { flow: "order" })
+      assert.isFalse(missing.answered)
+      assert.include(missing.text, "order number")
+
+      const lead = yield* flow("I'm Dana Reyes, write to dana@northwind.example", { workflow: "lead_capture", company: "Northwind" })
+      assert.isTrue(lead.answered)
+      assert.include(lead.text, "Thanks Dana Reyes! I have passed your request for Northwind to our sales team; they will reach you at dana@northwind.example")
+      const noEmail = yield* flow("We want a demo", { workflow: "lead_capture" })
+      assert.isFalse(noEmail.answered)
+
+      const complaint = yield* flow("Order #C-500 arrived broken, this is unacceptable", { workflow: "complaint_handling", ticket_id: "T-77", customer_email: "x@y.example" })
+      assert.include(complaint.text, "I'm sorry about this with order C-500. I have logged it as ticket T-77 and we will follow up at x@y.example.")
+
+      const none = yield* flow("Tell me a joke", { workflow: "customer_support" })
+      assert.isFalse(none.answered)
     }))
 })

@@ -13,19 +13,20 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import type { Sharding } from "@effect/cluster/Sharding"
 import type { ConfigError } from "effect/ConfigError"
-import { ApiKeyCreated, AuditEntry, UsageWindow, User } from "@tessera/domain/Admin"
+import { ApiKeyCreated, AuditEntry, type Role, UsageWindow, User, WorkflowSummary } from "@tessera/domain/Admin"
 import * as ApiErrors from "@tessera/domain/ApiErrors"
 import { TesseraApi } from "@tessera/domain/Api"
 import { Jwks, TokenResponse } from "@tessera/domain/AuthToken"
 import * as Plan from "@tessera/domain/Plan"
 import { type RunId, SessionId } from "@tessera/domain/Ids"
-import { CurrentPrincipal, type Principal } from "@tessera/domain/Principal"
+import { CurrentPrincipal, Principal } from "@tessera/domain/Principal"
 import { unfinished } from "@tessera/domain/Run"
 import * as ApiKeys from "@tessera/runtime/ApiKeys"
 import { Database } from "@tessera/runtime/Database"
 import type { EventBus } from "@tessera/runtime/EventBus"
 import { KnowledgeStore } from "@tessera/runtime/KnowledgeStore"
 import { TesseraClient } from "@tessera/runtime/TesseraClient"
+import { WorkflowRegistry } from "@tessera/runtime/WorkflowRegistry"
 import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as DateTime from "effect/DateTime"
@@ -36,7 +37,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import { randomUUID } from "node:crypto"
+import { createHash, randomUUID } from "node:crypto"
 import { createServer } from "node:http"
 import * as Audit from "./Audit.js"
 import * as Auth from "./Auth.js"
@@ -48,9 +49,11 @@ import * as Health from "./Health.js"
 import * as HttpEdge from "./HttpEdge.js"
 import { Jwt } from "./Jwt.js"
 import * as Metrics from "./Metrics.js"
+import * as Passwords from "./Passwords.js"
 import * as Rbac from "./Rbac.js"
 import * as Realtime from "./Realtime.js"
 import { RealtimeHub } from "./RealtimeHub.js"
+import { RunWaiter } from "./RunWaiter.js"
 import { redact } from "./Pii.js"
 
 interface Tagged {
@@ -60,7 +63,7 @@ interface Tagged {
 
 /** Domain failures as API errors (API errors pass through). */
 const apiErrors = <A, E extends Tagged, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, ApiErrors.ApiError, R> =>
-  Effect.mapError(effect, (error) => Schema.is(ApiErrors.ApiError)(error) ? error : DomainErrors.toApiError(error))
+  Effect.mapError(effect, DomainErrors.toApiError)
 
 const sqlUnavailable = (error: { readonly message: string }) =>
   new ApiErrors.Unavailable({ code: "storage_unavailable", message: error.message })
@@ -69,6 +72,8 @@ const AuthLive = HttpApiBuilder.group(TesseraApi, "auth", (handlers) =>
   Effect.gen(function*() {
     const auth = yield* Auth.Authenticator
     const jwt = yield* Jwt
+    const limiter = yield* RateLimiter.RateLimiter
+    const db = yield* Database
     return handlers
       .handle("token", () =>
         Effect.gen(function*() {
@@ -79,6 +84,39 @@ const AuthLive = HttpApiBuilder.group(TesseraApi, "auth", (handlers) =>
               message: "an access token is exchanged for an API key, not for another token"
             })
           }
+          const { expiresIn, token } = yield* jwt.sign(principal).pipe(Effect.mapError(sqlUnavailable))
+          return new TokenResponse({ access_token: token, token_type: "Bearer", expires_in: expiresIn, scope: principal.scopes.join(" ") })
+        }))
+      .handle("password", ({ payload }) =>
+        Effect.gen(function*() {
+          const refused = new ApiErrors.Unauthorized({ code: "invalid_credentials", message: "the e-mail or the password is wrong" })
+          const email = payload.email.toLowerCase()
+          // Guessing is rate limited per tenant and e-mail: 10 attempts, one more every 6 seconds.
+          const attempt = yield* limiter.check([{
+            key: `t:${payload.tenant_id}:login:${createHash("sha256").update(email).digest("hex")}`,
+            capacity: 10,
+            refillPerSecond: 1 / 6
+          }]).pipe(Effect.mapError((e) => new ApiErrors.Unavailable({ code: e.code, message: e.message })))
+          if (!attempt.allowed) {
+            return yield* new ApiErrors.TooManyRequests({
+              code: "rate_limited",
+              message: "too many sign-in attempts for this e-mail; retry later",
+              retry_after_ms: attempt.retryAfterMs
+            })
+          }
+          const rows = yield* db.tenant(payload.tenant_id)(db.sql<{ id: string; role: Role; password_hash: string | null }>`
+            SELECT id, role, password_hash FROM users WHERE tenant_id = ${payload.tenant_id} AND lower(email) = ${email}`).pipe(
+              Effect.mapError(sqlUnavailable)
+            )
+          const user = rows[0]
+          if (!(yield* Passwords.verify(payload.password, user?.password_hash ?? null)) || user === undefined) return yield* refused
+          const principal = new Principal({
+            tenantId: payload.tenant_id,
+            subject: `user:${user.id}`,
+            keyId: null,
+            scopes: Rbac.scopesOf[user.role],
+            credential: "jwt"
+          })
           const { expiresIn, token } = yield* jwt.sign(principal).pipe(Effect.mapError(sqlUnavailable))
           return new TokenResponse({ access_token: token, token_type: "Bearer", expires_in: expiresIn, scope: principal.scopes.join(" ") })
         }))
@@ -208,6 +246,8 @@ const keyNotFound = (id: string) => new ApiErrors.NotFound({ code: "api_key_not_
 
 const AdminLive = HttpApiBuilder.group(TesseraApi, "admin", (handlers) =>
   Effect.gen(function*() {
+    const auth = yield* Auth.Authenticator
+    const registry = yield* WorkflowRegistry
     const tessera = yield* TesseraClient
     const db = yield* Database
     const sql = db.sql
@@ -248,6 +288,7 @@ const AdminLive = HttpApiBuilder.group(TesseraApi, "admin", (handlers) =>
           const principal = yield* admin
           const key = yield* ApiKeys.revoke(principal.tenantId, path.id).pipe(Effect.mapError(sqlUnavailable))
           if (key === undefined) return yield* keyNotFound(path.id)
+          yield* auth.forgetKey(path.id)
           yield* Audit.record(principal, "api_key.revoke", `api_key/${path.id}`)
           return key
         }).pipe(Effect.provideService(Database, db)))
@@ -256,6 +297,7 @@ const AdminLive = HttpApiBuilder.group(TesseraApi, "admin", (handlers) =>
           const principal = yield* admin
           const rotated = yield* ApiKeys.rotate(principal.tenantId, path.id, payload.overlap_seconds).pipe(Effect.mapError(sqlUnavailable))
           if (rotated === undefined) return yield* keyNotFound(path.id)
+          yield* auth.forgetKey(path.id)
           yield* Audit.record(principal, "api_key.rotate", `api_key/${path.id}`, {
             new_key: rotated.created.id,
             overlap_seconds: payload.overlap_seconds
@@ -265,13 +307,24 @@ const AdminLive = HttpApiBuilder.group(TesseraApi, "admin", (handlers) =>
       .handle("createUser", ({ payload }) =>
         Effect.gen(function*() {
           const principal = yield* admin
+          const passwordHash = payload.password === undefined ? null : yield* Passwords.hash(payload.password)
           const rows = yield* inTenant(principal)(sql<UserRow>`INSERT INTO users ${
-            sql.insert({ tenant_id: principal.tenantId, id: payload.id, email: payload.email, role: payload.role })
+            sql.insert({
+              tenant_id: principal.tenantId,
+              id: payload.id,
+              email: payload.email,
+              role: payload.role,
+              password_hash: passwordHash
+            })
           } ON CONFLICT DO NOTHING RETURNING *`)
           if (rows[0] === undefined) {
             return yield* new ApiErrors.Conflict({ code: "user_exists", message: `a user with id ${payload.id} or that email exists` })
           }
-          yield* Audit.record(principal, "user.create", `user/${payload.id}`, { email: payload.email, role: payload.role })
+          yield* Audit.record(principal, "user.create", `user/${payload.id}`, {
+            email: payload.email,
+            role: payload.role,
+            password: payload.password === undefined ? "none" : "set"
+          })
           return yield* decodeUser(rows[0])
         }).pipe(Effect.provideService(Database, db)))
       .handle("listUsers", () =>
@@ -312,6 +365,43 @@ const AdminLive = HttpApiBuilder.group(TesseraApi, "admin", (handlers) =>
             })
           )
         }))
+      .handle("listWorkflows", () =>
+        Effect.gen(function*() {
+          const principal = yield* admin
+          const overlays = new Set((yield* registry.overlays(principal.tenantId).pipe(Effect.mapError(sqlUnavailable))).map((o) => o.name))
+          return registry.list(principal.tenantId).map((entry) =>
+            new WorkflowSummary({ name: entry.name, triggers: entry.triggers, overlay: overlays.has(entry.name) })
+          )
+        }))
+      .handle("uploadWorkflow", ({ payload }) =>
+        Effect.gen(function*() {
+          const principal = yield* admin
+          const workflow = yield* registry.putOverlay(principal.tenantId, { file: payload.file, text: payload.source }).pipe(
+            Effect.catchTags({
+              WorkflowInvalid: (e) =>
+                Effect.fail(
+                  new ApiErrors.BadRequest({
+                    code: e.code,
+                    message: `the workflow is invalid: ${e.diagnostics.length} problem(s), first: ${String(e.diagnostics[0] ?? "")}`,
+                    details: { diagnostics: e.diagnostics.map((d) => ({ file: d.file, line: d.line, column: d.column, path: d.path, message: d.message })) }
+                  })
+                ),
+              SqlError: (e) => Effect.fail(sqlUnavailable(e))
+            })
+          )
+          yield* Audit.record(principal, "workflow.upload", `workflow/${workflow.name}`, { file: payload.file })
+          const entry = registry.list(principal.tenantId).find((e) => e.name === workflow.name)
+          return new WorkflowSummary({ name: workflow.name, triggers: entry?.triggers ?? [], overlay: true })
+        }).pipe(Effect.provideService(Database, db)))
+      .handle("removeWorkflow", ({ path }) =>
+        Effect.gen(function*() {
+          const principal = yield* admin
+          const removed = yield* registry.removeOverlay(principal.tenantId, path.name).pipe(Effect.mapError(sqlUnavailable))
+          if (!removed) {
+            return yield* new ApiErrors.NotFound({ code: "workflow_overlay_not_found", message: `no overlay of workflow ${path.name}` })
+          }
+          yield* Audit.record(principal, "workflow.remove", `workflow/${path.name}`)
+        }).pipe(Effect.provideService(Database, db)))
       .handle("audit", () =>
         Effect.gen(function*() {
           const principal = yield* admin
@@ -367,6 +457,7 @@ export const layer = Layer.mergeAll(
 
 /** What the API's handlers and the edge use, on top of a node's database, sharding and knowledge store. */
 export const services = Layer.mergeAll(Chat.Default, Idempotency.Default, RealtimeHub.Default).pipe(
+  Layer.provideMerge(RunWaiter.Default),
   Layer.provideMerge(Auth.Authenticator.Default),
   Layer.provideMerge(Jwt.Default),
   Layer.provideMerge(RateLimiter.layerConfig),
@@ -379,7 +470,7 @@ export const serveOn = <E, R>(
 ): Layer.Layer<
   never,
   ConfigError | RateLimiter.RateLimiterError | E,
-  SqlClient.SqlClient | Database | Sharding | KnowledgeStore | EventBus | R
+  SqlClient.SqlClient | Database | Sharding | KnowledgeStore | EventBus | WorkflowRegistry | R
 > =>
   HttpApiBuilder.serve().pipe(
     Layer.provide(layer),

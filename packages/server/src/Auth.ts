@@ -5,12 +5,15 @@
  * authenticated request then takes a token from its tenant's and its key's rate buckets (the
  * plan's requests per minute); over either, 429 with the delay.
  *
+ * A node keeps live API keys it has seen for `API_KEY_CACHE_TTL` (default 5 seconds): a key
+ * revoked or rotated through this node stops working here at once, on other nodes within the TTL.
+ *
  * A request is authenticated once: the result is kept in its RequestContext, so the idempotency
  * layer and the route may both ask.
  */
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import type { SqlError } from "@effect/sql/SqlError"
-import { TooManyRequests, Unauthorized, Unavailable } from "@tessera/domain/ApiErrors"
+import { Forbidden, TooManyRequests, Unauthorized, Unavailable } from "@tessera/domain/ApiErrors"
 import { Scope } from "@tessera/domain/ApiKey"
 import { Authentication } from "@tessera/domain/Authentication"
 import { TenantId } from "@tessera/domain/Ids"
@@ -19,6 +22,8 @@ import { Principal } from "@tessera/domain/Principal"
 import * as ApiKeys from "@tessera/runtime/ApiKeys"
 import { Database } from "@tessera/runtime/Database"
 import * as Clock from "effect/Clock"
+import * as Config from "effect/Config"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -37,6 +42,20 @@ const unauthorized = (code: string, message: string) => new Unauthorized({ code,
 const unavailable = (error: SqlError | { readonly message: string }) =>
   new Unavailable({ code: "storage_unavailable", message: `authentication could not complete: ${error.message}` })
 
+/** Refuses a request whose JSON body (as the edge read it) names a tenant other than the credential's. */
+const sameTenant = (context: Option.Option<RequestContext.RequestContext>, principal: Principal): Effect.Effect<void, Forbidden> => {
+  const named = Option.isSome(context) ? context.value.bodyTenant : undefined
+  return named === undefined || named.value === principal.tenantId
+    ? Effect.void
+    : Effect.fail(
+      new Forbidden({
+        code: "tenant_mismatch",
+        message: `${named.field} in the body is not the tenant of the credential`,
+        details: { field: named.field }
+      })
+    )
+}
+
 /** The credential presented: the bearer value, else `X-API-Key`; undefined when neither is there. */
 export const credentialOf = (headers: Readonly<Record<string, string | undefined>>, query?: URLSearchParams): string | undefined => {
   const authorization = headers["authorization"]
@@ -54,9 +73,36 @@ export class Authenticator extends Effect.Service<Authenticator>()("@tessera/ser
     const limiter = yield* RateLimiter
     const limitsCache = new Map<string, { readonly limits: PlanLimits; readonly at: number }>()
 
+    const keyCache = new Map<string, { readonly key: ApiKeys.Resolved; readonly at: number }>()
+    const keyCacheTtlMs = Duration.toMillis(yield* Config.duration("API_KEY_CACHE_TTL").pipe(
+      Config.withDefault(Duration.seconds(5)),
+      Effect.orDie
+    ))
+
+    /** A live key, from this node's short cache when it was seen less than the TTL ago and has not expired since. */
+    const resolveKey = (credential: string) =>
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const hash = ApiKeys.hash(credential)
+        const cached = keyCache.get(hash)
+        if (cached !== undefined && now - cached.at < keyCacheTtlMs && (cached.key.expiresAt === null || cached.key.expiresAt.getTime() > now)) {
+          return cached.key
+        }
+        const key = yield* ApiKeys.resolve(credential).pipe(Effect.provideService(Database, db))
+        if (key === undefined) keyCache.delete(hash)
+        else keyCache.set(hash, { key, at: now })
+        return key
+      })
+
+    /** Forgets a key this node may have cached (after a revocation or rotation here). */
+    const forgetKey = (keyId: string) =>
+      Effect.sync(() => {
+        for (const [hash, entry] of keyCache) if (entry.key.id === keyId) keyCache.delete(hash)
+      })
+
     const principalOf = (credential: string): Effect.Effect<Principal, Unauthorized | Unavailable> => {
       if (credential.startsWith("tsk_")) {
-        return ApiKeys.resolve(credential).pipe(
+        return resolveKey(credential).pipe(
           Effect.mapError(unavailable),
           Effect.flatMap((key) => {
             if (key === undefined) return Effect.fail(unauthorized("invalid_api_key", "the API key is unknown, revoked or expired"))
@@ -68,8 +114,7 @@ export class Authenticator extends Effect.Service<Authenticator>()("@tessera/ser
               scopes,
               credential: "api_key"
             }))
-          }),
-          Effect.provideService(Database, db)
+          })
         )
       }
       return jwt.verify(credential).pipe(
@@ -132,18 +177,19 @@ export class Authenticator extends Effect.Service<Authenticator>()("@tessera/ser
       })
 
     /** The current request's principal, authenticated once per request. */
-    const authenticateRequest: Effect.Effect<Principal, AuthError, HttpServerRequest.HttpServerRequest> = Effect.gen(
+    const authenticateRequest: Effect.Effect<Principal, AuthError | Forbidden, HttpServerRequest.HttpServerRequest> = Effect.gen(
       function*() {
         const context = yield* RequestContext.get
-        if (Option.isSome(context) && context.value.principal !== undefined) return context.value.principal
-        const request = yield* HttpServerRequest.HttpServerRequest
-        const principal = yield* authenticate(credentialOf(request.headers))
+        const known = Option.isSome(context) ? context.value.principal : undefined
+        const principal = known ?? (yield* authenticate(credentialOf((yield* HttpServerRequest.HttpServerRequest).headers)))
         if (Option.isSome(context)) context.value.principal = principal
+        // Checked on every call: the API's security tries its schemes in turn, each calling this.
+        yield* sameTenant(context, principal)
         return principal
       }
     )
 
-    return { authenticate, authenticateRequest, principalOf } as const
+    return { authenticate, authenticateRequest, principalOf, forgetKey } as const
   })
 }) {}
 

@@ -12,6 +12,7 @@ import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as Node from "./Node.js"
+import * as Router from "./Router.js"
 import * as Workflows from "./Workflows.js"
 import { TenantId } from "@tessera/domain/Ids"
 import { SearchMode } from "@tessera/domain/Knowledge"
@@ -30,6 +31,12 @@ Commands:
   knowledge eval <questions.jsonl> --tenant <id> [--mode hybrid|full_text|vector|all]
             recall@1, recall@5 and MRR of a tenant's knowledge base on a question set
             (DATABASE_URL, or the embedded Postgres of a stopped \`tessera dev\`)
+  router eval <queries.jsonl> [--model model.json]
+            replay labelled queries through the tier router: accuracy, quality kept and cost
+            against always-LLM, misroute rate, calibration error, bandit regret curve
+  router train <queries.jsonl> [--out model.json] [--tenant <id>]
+            fit the router's classifier; write the model file (ROUTER_MODEL) or store it as a
+            tenant's own (DATABASE_URL)
   workflows validate <file…>
             check workflow files (schema, steps, tools, sub-workflows, expressions, cycles,
             reachability); prints file:line:column for each problem, exit code 1 if any
@@ -101,6 +108,7 @@ const commands: Record<string, (args: ReadonlyArray<string>) => Effect.Effect<vo
   runner: () => Layer.launch(Node.runner),
   migrate: () => Effect.asVoid(Node.migrate),
   knowledge,
+  router: Router.command,
   workflows,
   help: () => Console.log(help)
 }

@@ -5,6 +5,7 @@
  */
 import * as ApiErrors from "@tessera/domain/ApiErrors"
 import * as Predicate from "effect/Predicate"
+import * as Schema from "effect/Schema"
 
 interface Tagged {
   readonly _tag: string
@@ -14,7 +15,11 @@ interface Tagged {
 const codeOf = (error: Tagged, fallback: string): string =>
   Predicate.hasProperty(error, "code") && typeof error.code === "string" ? error.code : fallback
 
+const isApiError = Schema.is(ApiErrors.ApiError)
+
+/** The API error for a failure; an API error is itself. */
 export const toApiError = (error: Tagged): ApiErrors.ApiError => {
+  if (isApiError(error)) return error
   const message = error.message ?? error._tag
   switch (error._tag) {
     case "SessionNotFound":

@@ -92,7 +92,10 @@ export const make = Effect.gen(function*() {
   const idempotency = yield* Idempotency
 
   /** Reads (and caches on the request) a body within the limit; fails with 413 or 400. */
-  const checkBody = (request: HttpServerRequest.HttpServerRequest) =>
+  const checkBody = (
+    request: HttpServerRequest.HttpServerRequest,
+    onBodyTenant: (named: { readonly field: string; readonly value: unknown }) => void
+  ) =>
     Effect.gen(function*() {
       const declared = Number(request.headers["content-length"] ?? "0")
       const tooLarge = new ApiErrors.PayloadTooLarge({
@@ -121,6 +124,12 @@ export const make = Effect.gen(function*() {
             message: `the body is not valid JSON (at offset ${position}): ${error instanceof Error ? error.message : String(error)}`,
             details: { position }
           })
+        }
+        if (typeof parsed === "object" && parsed !== null) {
+          for (const field of ["tenant_id", "tenantId"]) {
+            const value: unknown = Reflect.get(parsed, field)
+            if (value !== undefined) onBodyTenant({ field, value })
+          }
         }
         const nul = nulPath(parsed)
         if (nul !== undefined) {
@@ -179,7 +188,11 @@ export const make = Effect.gen(function*() {
       const context = RequestContext.make(requestIdOf(request.headers["x-request-id"]))
       const started = yield* Clock.currentTimeMillis
       const handled = Effect.gen(function*() {
-        const body = hasBody(request.method) ? yield* checkBody(request) : ""
+        const body = hasBody(request.method)
+          ? yield* checkBody(request, (named) => {
+            context.bodyTenant ??= named
+          })
+          : ""
         return yield* withIdempotency(app, request, body)
       })
       const response = yield* handled.pipe(

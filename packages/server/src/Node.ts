@@ -39,6 +39,7 @@ import * as Option from "effect/Option"
 import * as Demo from "./Demo.js"
 import * as DemoKnowledge from "./DemoKnowledge.js"
 import * as Api from "./Api.js"
+import * as Pii from "./Pii.js"
 
 const port = Config.port("PORT").pipe(Config.withDefault(8080))
 
@@ -69,12 +70,13 @@ const knowledge = KnowledgeStore.layer.pipe(Layer.provide(vectorStore), Layer.pr
 
 /**
  * The tools runs call, the plans they execute (the workflow registry, `WORKFLOWS_DIR`, compiled)
- * and the models their llm and route steps use (the built-in local model on every tier).
+ * and the models their llm and route steps use: the gateway with the tiers of `LLM_SLM_A`,
+ * `LLM_SLM_B`, `LLM_LLM` (the built-in local model on every tier by default) and the router.
  */
 const workflows = Layer.mergeAll(
   ToolRegistry.layer,
-  LlmGatewayLive.layerLocal,
-  WorkflowRegistry.plans.pipe(Layer.provide(WorkflowRegistry.layerConfig), Layer.provide(NodeContext.layer))
+  LlmGatewayLive.layer,
+  WorkflowRegistry.plans.pipe(Layer.provideMerge(WorkflowRegistry.layerConfig), Layer.provide(NodeContext.layer))
 )
 
 /** What every node runs on top of its database and sharding; HTTP opens once `before` is done. */
@@ -88,7 +90,8 @@ const node = <E, R>(before: Layer.Layer<never, E, R>) =>
     Layer.provide(workflows),
     Layer.provideMerge(knowledge),
     Layer.provide(eventBus),
-    Layer.provide(migrated)
+    Layer.provide(migrated),
+    Layer.provide(Pii.layerLogger)
   )
 
 const database = Layer.unwrapEffect(

@@ -1,8 +1,15 @@
 /**
- * PII redaction for logs and audit details: e-mail addresses, card numbers (13–19 digits that
+ * PII redaction for logs and audit details (`layerLogger` redacts every log line's message and
+ * annotations): e-mail addresses, card numbers (13–19 digits that
  * pass the Luhn check, spaces or dashes allowed) and phone numbers (8–15 digits, optionally with
  * `+`, spaces, dots, dashes or parentheses) are replaced by `[email]`, `[card]` and `[phone]`.
  */
+import * as HashMap from "effect/HashMap"
+import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
+import * as HashSet from "effect/HashSet"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
 
 const email = /[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}/g
 const digitRun = /\+?\d[\d\s().-]{6,}\d/g
@@ -40,3 +47,16 @@ export const redact = (value: unknown): unknown => {
   }
   return value
 }
+
+/** `logger` with PII redacted from messages and annotations. */
+export const redacting = <O>(logger: Logger.Logger<unknown, O>): Logger.Logger<unknown, O> =>
+  Logger.mapInputOptions(logger, (options) => ({
+    ...options,
+    message: redact(options.message),
+    annotations: HashMap.map(options.annotations, redact)
+  }))
+
+/** Every installed logger (the default, the pretty one of `runMain`, …) replaced by its redacting version. */
+export const layerLogger: Layer.Layer<never> = Layer.scopedDiscard(
+  Effect.locallyScopedWith(FiberRef.currentLoggers, HashSet.map((logger) => redacting(logger)))
+)

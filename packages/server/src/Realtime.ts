@@ -68,14 +68,14 @@ interface Outgoing {
 export const makeSendQueue = (bound: number) => {
   const items: Array<Outgoing> = []
   const push = (frame: Realtime.ServerFrame): number => {
-    const final = frame._tag !== "step" && frame._tag !== "token"
-    const tokenRun = frame._tag === "token" ? frame.run_id : undefined
+    const final = frame.type !== "step" && frame.type !== "token"
+    const tokenRun = frame.type === "token" ? frame.run_id : undefined
     if (final || items.length < bound) {
       items.push({ final, tokenRun, frame })
       return 0
     }
     const last = items[items.length - 1]
-    if (frame._tag === "token" && last !== undefined && last.tokenRun === frame.run_id && last.frame._tag === "token") {
+    if (frame.type === "token" && last !== undefined && last.tokenRun === frame.run_id && last.frame.type === "token") {
       last.frame = new Realtime.TokenFrame({ ...last.frame, delta: last.frame.delta + frame.delta })
       return 1
     }
@@ -199,7 +199,7 @@ export const handler = Effect.gen(function*() {
         })
 
       const onFrame = (frame: Realtime.ClientFrame): Effect.Effect<void, unknown> => {
-        switch (frame._tag) {
+        switch (frame.type) {
           case "ping":
             return send(new Realtime.PongFrame({ id: nextId(), ref: frame.id }))
           case "send":
@@ -246,9 +246,11 @@ export const handler = Effect.gen(function*() {
             return yield* error(null, "malformed_json", `the frame is not valid JSON (at offset ${syntaxErrorOffset(text) ?? 0})`)
           }
           const ref = typeof json === "object" && json !== null && "id" in json && typeof json.id === "string" ? json.id : null
-          const decoded = decodeFrame(typeof json === "object" && json !== null && "type" in json ? { ...json, _tag: json.type } : json)
+          const decoded = decodeFrame(json)
           if (Either.isLeft(decoded)) {
-            return yield* error(ref, "invalid_frame", ParseResult.TreeFormatter.formatErrorSync(decoded.left).split("\n").slice(0, 6).join("\n"))
+            const issue = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)[0]
+            const where = issue === undefined || issue.path.length === 0 ? "" : ` at ${issue.path.join(".")}`
+            return yield* error(ref, "invalid_frame", `invalid frame${where}: ${issue?.message ?? "not a frame"}`)
           }
           yield* onFrame(decoded.right).pipe(
             Effect.catchAllCause((cause) =>
@@ -281,4 +283,3 @@ export const handler = Effect.gen(function*() {
   })
 })
 
-export type Requirements = Authenticator | Chat | RealtimeHub | Database

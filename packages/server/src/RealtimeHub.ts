@@ -1,6 +1,6 @@
 /**
  * The node's feed of run events for the WebSocket gateway. One durable consumer per node
- * (`EDGE_NODE_ID`, default the host name) takes `agent.run.*` and `tool.call.*` of every tenant
+ * (`EDGE_NODE_ID`, default `<host name>_<PORT>`) takes `agent.run.*` and `tool.call.*` of every tenant
  * from the event bus, so a client connected here follows runs that execute on any node. A run's
  * final event becomes a final frame, persisted once in `realtime_finals` (every node computes
  * the same row; the first insert wins) and numbered there, so a client that reconnects resumes
@@ -56,8 +56,9 @@ const finalTypes = new Set(["agent.run.completed", "agent.run.failed", "agent.ru
 
 const encodeResponse = Schema.encode(ChatResponse)
 
+/** `EDGE_NODE_ID`, default `<host name>_<PORT>`: unique per process on a host, stable across its restarts. */
 const nodeIdConfig = Config.string("EDGE_NODE_ID").pipe(
-  Config.withDefault(hostname()),
+  Config.orElse(() => Config.map(Config.port("PORT").pipe(Config.withDefault(8080)), (port) => `${hostname()}_${port}`)),
   Config.map((id) => id.replace(/[^A-Za-z0-9_-]/g, "_").slice(0, 60))
 )
 

@@ -119,6 +119,12 @@ layer(EdgeNode.layer({ HTTP_MAX_BODY_BYTES: "65536", CHAT_DEADLINE: "20 seconds"
         403,
         "tenant_mismatch"
       )
+      errorShape(
+        yield* http("POST", "/v1/sessions", { key: alpha.key, body: { user_id: "u_a", tenant_id: "beta" } }),
+        403,
+        "tenant_mismatch"
+      )
+      assert.strictEqual((yield* http("POST", "/v1/sessions", { key: alpha.key, body: { user_id: "u_a", tenant_id: "alpha" } })).status, 201)
     }))
 
   it.effect("a read-only key cannot write or administer (403), and cannot mint itself more scopes", () =>
@@ -262,6 +268,23 @@ layer(EdgeNode.layer({ HTTP_MAX_BODY_BYTES: "65536", CHAT_DEADLINE: "20 seconds"
       assert.include(audit.text, "user.create")
       assert.notInclude(audit.text, "ann@example.com")
       assert.include(audit.text, "[email]")
+    }))
+
+  it.effect("admin: workflows are listed; an invalid overlay is refused with file:line diagnostics", () =>
+    Effect.gen(function*() {
+      const delta = yield* tenant("delta")
+      const list = yield* http("GET", "/v1/admin/workflows", { key: delta.key })
+      assert.strictEqual(list.status, 200, list.text)
+      assert.include(list.text, "\"customer_support\"")
+      const invalid = yield* http("PUT", "/v1/admin/workflows", {
+        key: delta.key,
+        body: { file: "mine.yaml", source: "name: customer_support\nextends: no_such_workflow\nsteps: 7\n" }
+      })
+      errorShape(invalid, 400, "workflow_invalid")
+      const diagnostics = (invalid.body.details as { diagnostics: ReadonlyArray<{ file: string; line: number }> }).diagnostics
+      assert.isTrue(diagnostics.length > 0)
+      assert.strictEqual(diagnostics[0]!.file, "mine.yaml")
+      errorShape(yield* http("DELETE", "/v1/admin/workflows/customer_support", { key: delta.key }), 404, "workflow_overlay_not_found")
     }))
 
   it.effect("OpenAPI, Swagger UI, metrics and health are served", () =>

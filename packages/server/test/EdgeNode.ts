@@ -40,7 +40,7 @@ export class Edge extends Context.Tag("test/Edge")<Edge, {
 const workflows = Layer.mergeAll(
   ToolRegistry.layer,
   LlmGatewayLive.layerLocal,
-  WorkflowRegistry.plans.pipe(Layer.provide(WorkflowRegistry.layer({ dir: WorkflowRegistry.defaultDir })), Layer.provide(NodeContext.layer))
+  WorkflowRegistry.plans.pipe(Layer.provideMerge(WorkflowRegistry.layer({ dir: WorkflowRegistry.defaultDir })), Layer.provide(NodeContext.layer))
 )
 
 /** The node, with `env` as its configuration (e.g. REDIS_URL, CHAT_DEADLINE, HTTP_MAX_BODY_BYTES). */
@@ -55,7 +55,7 @@ export const layer = (env: Record<string, string> = {}) => {
   )
   const bus = env["NATS_URL"] === undefined ? MemoryEventBus.layer : NatsEventBus.layerConfig
   return Layer.mergeAll(Entities.layer, OutboxRelay.layer({ interval: "20 millis" }), Api.serveOn(server), edge.pipe(Layer.provide(server))).pipe(
-    Layer.provide(workflows),
+    Layer.provideMerge(workflows),
     Layer.provideMerge(bus),
     Layer.provideMerge(KnowledgeStore.layer.pipe(Layer.provide(PgVectorStore.layer), Layer.provide(LocalEmbedder.layer))),
     Layer.provideMerge(ClusterRunner.layerSingle({ shardLockRefreshInterval: "1 second" })),

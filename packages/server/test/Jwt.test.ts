@@ -82,6 +82,37 @@ layer(EdgeNode.layer(), { timeout: 120_000, excludeTestServices: true })("Jwt ov
       unauthorized(yield* http("GET", "/v1/auth/whoami", { key: `${token.slice(0, -4)}AAAA` }))
       unauthorized(yield* http("GET", "/v1/auth/whoami", { key: "not.a.jwt" }))
     }))
+
+  it.effect("a user's e-mail and password are exchanged for a token with the scopes of the user's role", () =>
+    Effect.gen(function*() {
+      const owner = yield* tenant("omega")
+      const created = yield* http("POST", "/v1/admin/users", {
+        key: owner.key,
+        body: { id: "u_vera", email: "vera@example.com", role: "viewer", password: "correct horse battery" }
+      })
+      assert.strictEqual(created.status, 201, created.text)
+      assert.notInclude(created.text, "correct horse")
+      const login = (email: string, password: string) =>
+        http("POST", "/v1/auth/password", { body: { tenant_id: "omega", email, password } })
+      const ok = yield* login("Vera@example.com", "correct horse battery")
+      assert.strictEqual(ok.status, 200, ok.text)
+      assert.strictEqual(ok.body.scope, "read")
+      const me = yield* http("GET", "/v1/auth/whoami", { key: String(ok.body.access_token) })
+      assert.strictEqual(me.body.subject, "user:u_vera")
+      // A viewer's token cannot write.
+      assert.strictEqual((yield* http("POST", "/v1/chat/messages", { key: String(ok.body.access_token), body: { message: "hi", user_id: "u" } })).status, 403)
+      // Wrong password and unknown e-mail look the same.
+      const wrong = yield* login("vera@example.com", "incorrect horse")
+      const unknown = yield* login("nobody@example.com", "correct horse battery")
+      for (const reply of [wrong, unknown]) {
+        assert.strictEqual(reply.status, 401)
+        assert.strictEqual(reply.body.code, "invalid_credentials")
+      }
+      // Guessing is limited per e-mail: 10 attempts in a row, then 429.
+      const attempts = yield* Effect.forEach(Array.from({ length: 10 }), () => login("vera@example.com", "guess guess guess"))
+      assert.isTrue(attempts.some((r) => r.status === 429))
+      assert.strictEqual(attempts.filter((r) => r.status === 401).length, 8)
+    }))
 })
 
 layer(TestDatabase.layer)("Jwt rotation", (it) => {

@@ -21,6 +21,20 @@ const wsUrl = Effect.map(EdgeNode.Edge, ({ baseUrl }) => `${baseUrl.replace("htt
 
 const connect = (key: string) => Effect.flatMap(wsUrl, (url) => WsClient.connect(url, { authorization: `Bearer ${key}` }))
 
+const envelope = (tenantId: string, runId: string, type: "tool.call.succeeded" | "agent.run.completed", i: number, payload: unknown) =>
+  new EventEnvelope({
+    event_type: type,
+    event_id: `${tenantId}:${runId}:${type}:${i}`,
+    timestamp: DateTime.unsafeNow(),
+    tenant_id: tenantId,
+    user_id: "u_slow",
+    run_id: runId,
+    workflow: "echo",
+    tier: null,
+    metadata: {},
+    payload
+  })
+
 const metric = (name: string) =>
   Effect.map(http("GET", "/metrics"), (reply) => {
     const line = reply.text.split("\n").find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`))
@@ -121,21 +135,8 @@ layer(
       const bus = yield* EventBus
       const total = 2000
       const padding = "x".repeat(8 * 1024)
-      const envelope = (type: "tool.call.succeeded" | "agent.run.completed", i: number, payload: unknown) =>
-        new EventEnvelope({
-          event_type: type,
-          event_id: `alpha:${runId}:${type}:${i}`,
-          timestamp: DateTime.unsafeNow(),
-          tenant_id: "alpha",
-          user_id: "u_slow",
-          run_id: runId,
-          workflow: "echo",
-          tier: null,
-          metadata: {},
-          payload
-        })
-      for (let i = 0; i < total; i++) yield* bus.publish(envelope("tool.call.succeeded", i, { i, padding }))
-      yield* bus.publish(envelope("agent.run.completed", total, { output: { echo: "slow but sure" } }))
+      for (let i = 0; i < total; i++) yield* bus.publish(envelope("alpha", runId, "tool.call.succeeded", i, { i, padding }))
+      yield* bus.publish(envelope("alpha", runId, "agent.run.completed", total, { output: { echo: "slow but sure" } }))
 
       // The server drops while the client does not read.
       yield* metric("ws_backpressure_drops").pipe(
@@ -152,5 +153,42 @@ layer(
       assert.isTrue(steps < total)
       // The final came after every step that was delivered.
       assert.strictEqual(client.frames.findIndex((f) => f.type === "message" && f.run_id === runId), client.frames.length - 1)
+    }))
+})
+
+layer(
+  EdgeNode.layer({ WS_SEND_QUEUE: "8", WS_HIGH_WATER_BYTES: "65536", WS_OVER_BOUND_GRACE: "300 millis" }),
+  { timeout: 120_000, excludeTestServices: true }
+)("Realtime bound", (it) => {
+  it.scoped("a consumer that stays over its bound with final frames alone is closed with 4008", () =>
+    Effect.gen(function*() {
+      const alpha = yield* tenant("alpha")
+      yield* http("POST", "/v1/sessions", { key: alpha.key, body: { user_id: "u_slow", session_id: "s_stuck" } })
+      const db = yield* Database
+      const finals = 20
+      for (let i = 0; i < finals; i++) {
+        yield* db.tenant("alpha")(db.sql`INSERT INTO agent_runs (tenant_id, id, session_id, user_id, workflow, status, output)
+          VALUES ('alpha', ${`run_stuck_${i}`}, 's_stuck', 'u_slow', 'echo', 'completed', ${JSON.stringify({ echo: `answer ${i}` })})`)
+      }
+      const client = yield* connect(alpha.key)
+      yield* client.send({ type: "subscribe", id: "sub", session_id: "s_stuck" })
+      yield* client.waitFor((f) => f.ref === "sub")
+      yield* client.pause
+      const bus = yield* EventBus
+      // Enough intermediate bytes to fill the socket, then more finals than the queue holds.
+      const padding = "x".repeat(16 * 1024)
+      for (let i = 0; i < 1000; i++) yield* bus.publish(envelope("alpha", "run_stuck_0", "tool.call.succeeded", i, { i, padding }))
+      for (let i = 0; i < finals; i++) {
+        yield* bus.publish(envelope("alpha", `run_stuck_${i}`, "agent.run.completed", 0, { output: { echo: `answer ${i}` } }))
+      }
+      const closedBefore = yield* metric("ws_closed_over_bound_total")
+      yield* metric("ws_closed_over_bound_total").pipe(
+        Effect.repeat({ until: (n) => n > closedBefore, schedule: Schedule.spaced("20 millis") })
+      )
+      yield* client.resume
+      assert.strictEqual(yield* client.closed, 4008)
+      // What it missed is not lost: the finals are persisted for a resume.
+      const stored = yield* db.tenant("alpha")(db.sql<{ n: string }>`SELECT count(*) AS n FROM realtime_finals WHERE session_id = 's_stuck'`)
+      assert.strictEqual(Number(stored[0]?.n), finals)
     }))
 })
