@@ -27,13 +27,10 @@ import { RunEntity, entityId as runEntityId } from "@tessera/domain/RunEntity"
 import { SessionEntity, entityId as sessionEntityId } from "@tessera/domain/SessionEntity"
 import { TenantEntity } from "@tessera/domain/TenantEntity"
 import * as ClusterRunner from "@tessera/runtime/ClusterRunner"
-import { Database, layerPg } from "@tessera/runtime/Database"
 import * as Entities from "@tessera/runtime/Entities"
 import * as KnowledgeStore from "@tessera/runtime/KnowledgeStore"
 import * as LocalEmbedder from "@tessera/runtime/LocalEmbedder"
-import * as Migrations from "@tessera/runtime/Migrations"
 import * as PgVectorStore from "@tessera/runtime/PgVectorStore"
-import { TestDatabaseUrl } from "@tessera/runtime/TestDatabase"
 import * as ToolRegistry from "@tessera/runtime/ToolRegistry"
 import * as WorkflowPlans from "@tessera/runtime/WorkflowPlans"
 import * as Cause from "effect/Cause"
@@ -45,9 +42,9 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
-import * as Redacted from "effect/Redacted"
 import * as os from "node:os"
 import { performance } from "node:perf_hooks"
+import { fmt, layerDatabase, percentile } from "./Harness.js"
 
 // ---------------------------------------------------------------------------------------------
 // Settings
@@ -84,9 +81,6 @@ interface Result {
   readonly p99Ms: number
   readonly firstFailure: string | undefined
 }
-
-const percentile = (sorted: ReadonlyArray<number>, p: number): number =>
-  sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!
 
 /**
  * `callers` loops, each issuing `op` back to back until `seconds` have passed; operations still
@@ -153,21 +147,8 @@ const bench = <E, R>(
 
 const opsPerSecond = (r: Result, count: number) => count / (r.elapsedMs / 1000)
 
-const fmt = (v: number, digits = 0) =>
-  v.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits })
-
 // ---------------------------------------------------------------------------------------------
 // Layers
-
-const layerDatabase = (poolSize: number) =>
-  Layer.unwrapEffect(
-    Effect.map(TestDatabaseUrl, ({ url }) =>
-      Layer.effectDiscard(Migrations.run).pipe(
-        Layer.provideMerge(Database.Default),
-        Layer.provideMerge(layerPg(Redacted.make(url), { maxConnections: poolSize, applicationName: "tessera-bench" })),
-        Layer.orDie
-      ))
-  ).pipe(Layer.provideMerge(TestDatabaseUrl.Default))
 
 // Runs execute the built-in echo workflow on the real tool registry.
 const layerWorkflows = Layer.mergeAll(

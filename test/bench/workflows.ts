@@ -31,10 +31,8 @@ import { TenantEntity } from "@tessera/domain/TenantEntity"
 import * as Bulkhead from "@tessera/runtime/Bulkhead"
 import * as CircuitBreaker from "@tessera/runtime/CircuitBreaker"
 import * as ClusterRunner from "@tessera/runtime/ClusterRunner"
-import { Database, layerPg } from "@tessera/runtime/Database"
 import * as KnowledgeStore from "@tessera/runtime/KnowledgeStore"
 import * as LocalEmbedder from "@tessera/runtime/LocalEmbedder"
-import * as Migrations from "@tessera/runtime/Migrations"
 import * as PgVectorStore from "@tessera/runtime/PgVectorStore"
 import * as RunEntityLive from "@tessera/runtime/RunEntity"
 import * as SandboxPayments from "@tessera/runtime/SandboxPayments"
@@ -52,11 +50,11 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
-import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as os from "node:os"
 import { performance } from "node:perf_hooks"
 import pg from "pg"
+import { fmt, layerDatabase, percentile } from "./Harness.js"
 
 const settings = Config.all({
   seconds: Config.number("BENCH_SECONDS").pipe(Config.withDefault(5)),
@@ -112,9 +110,6 @@ interface Result {
   readonly firstFailure: string | undefined
 }
 
-const percentile = (sorted: ReadonlyArray<number>, p: number): number =>
-  sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!
-
 const measure = <E, R>(callers: number, seconds: number, op: (caller: number) => Effect.Effect<void, E, R>) =>
   Effect.suspend(() => {
     const latencies: Array<number> = []
@@ -157,21 +152,8 @@ const bench = <E, R>(s: Settings, label: string, op: (caller: number) => Effect.
     return r
   })
 
-const fmt = (v: number, digits = 0) =>
-  v.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits })
-
 // ---------------------------------------------------------------------------------------------
 // Layers
-
-const layerDatabase = (poolSize: number) =>
-  Layer.unwrapEffect(
-    Effect.map(TestDatabaseUrl, ({ url }) =>
-      Layer.effectDiscard(Migrations.run).pipe(
-        Layer.provideMerge(Database.Default),
-        Layer.provideMerge(layerPg(Redacted.make(url), { maxConnections: poolSize, applicationName: "tessera-bench" })),
-        Layer.orDie
-      ))
-  ).pipe(Layer.provideMerge(TestDatabaseUrl.Default))
 
 const layerWorkflows = Layer.mergeAll(
   ToolRegistry.layerWith([Noop]).pipe(

@@ -15,51 +15,29 @@ import * as TestDatabase from "@tessera/runtime/TestDatabase"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
-import * as Schedule from "effect/Schedule"
-import { spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import * as WsClient from "../../packages/server/test/WsClient.js"
-import { freePort } from "../fixtures/Ports.js"
+import * as Runners from "../fixtures/Runners.js"
 
 const natsUrl = process.env.NATS_URL ?? "nats://127.0.0.1:4222"
 const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379"
 const suffix = randomBytes(4).toString("hex")
 
 const spawnRunner = (name: string, databaseUrl: string) =>
-  Effect.gen(function*() {
-    const runnerPort = yield* freePort
-    const httpPort = yield* freePort
-    let output = ""
-    const child = yield* Effect.acquireRelease(
-      Effect.sync(() =>
-        spawn(process.execPath, ["--import", "tsx", "packages/server/src/bin.ts", "runner"], {
-          env: {
-            ...process.env,
-            DATABASE_URL: databaseUrl,
-            NATS_URL: natsUrl,
-            NATS_STREAM_PREFIX: `edge${suffix}`,
-            REDIS_URL: redisUrl,
-            RATE_LIMIT_PREFIX: `tessera:rl:edge${suffix}:`,
-            EDGE_NODE_ID: `${name}_${suffix}`,
-            RUNNER_HOST: "127.0.0.1",
-            RUNNER_PORT: String(runnerPort),
-            PORT: String(httpPort)
-          },
-          stdio: ["ignore", "pipe", "pipe"]
-        })
-      ),
-      (child) => Effect.sync(() => child.kill("SIGKILL"))
-    )
-    child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()))
-    child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()))
-    const base = `http://127.0.0.1:${httpPort}`
-    yield* Effect.tryPromise(() => fetch(`${base}/readyz`)).pipe(
-      Effect.flatMap((response) => response.status === 200 ? Effect.void : Effect.fail(`status ${response.status}`)),
-      Effect.retry(Schedule.spaced("250 millis").pipe(Schedule.upTo("60 seconds"))),
-      Effect.tapError(() => Effect.sync(() => console.error(`${name} never became ready:\n${output}`)))
-    )
-    return { name, base, runner: `127.0.0.1:${runnerPort}`, output: () => output }
-  })
+  Effect.tap(
+    Runners.spawnRunner({
+      name,
+      databaseUrl,
+      env: {
+        NATS_URL: natsUrl,
+        NATS_STREAM_PREFIX: `edge${suffix}`,
+        REDIS_URL: redisUrl,
+        RATE_LIMIT_PREFIX: `tessera:rl:edge${suffix}:`,
+        EDGE_NODE_ID: `${name}_${suffix}`
+      }
+    }),
+    Runners.readyz
+  )
 
 const TestLayers = TesseraClient.Default.pipe(Layer.provideMerge(ClusterRunner.layerClient), Layer.provideMerge(TestDatabase.layer))
 
@@ -98,7 +76,7 @@ describe("edge across two runners", () => {
       const db = yield* Database
       const rows = yield* db.tenant(tenantId)(db.sql<{ runner: string | null }>`SELECT runner FROM agent_runs WHERE tenant_id = ${tenantId}`)
       assert.strictEqual(rows.length, sends)
-      assert.isTrue(rows.some((row) => row.runner === r2!.runner), JSON.stringify(rows))
+      assert.isTrue(rows.some((row) => row.runner === r2!.address), JSON.stringify(rows))
 
       // A tenant of 5 requests a minute (set before either runner has read its plan), 12 concurrent
       // requests split over the two runners: exactly 5 pass.

@@ -16,56 +16,23 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
-import { type ChildProcess, spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
-import { freePort } from "../fixtures/Ports.js"
+import * as Runners from "../fixtures/Runners.js"
 
 const natsUrl = process.env.NATS_URL ?? "nats://127.0.0.1:4222"
 const prefix = `mn${randomBytes(4).toString("hex")}`
 
-interface Runner {
-  readonly name: string
-  readonly address: string
-  readonly httpPort: number
-  readonly process: ChildProcess
-  readonly output: () => string
-}
-
 const spawnRunner = (name: string, databaseUrl: string) =>
-  Effect.gen(function*() {
-    const runnerPort = yield* freePort
-    const httpPort = yield* freePort
-    let output = ""
-    const child = yield* Effect.acquireRelease(
-      Effect.sync(() =>
-        spawn(process.execPath, ["--import", "tsx", "packages/server/src/bin.ts", "runner"], {
-          env: {
-            ...process.env,
-            DATABASE_URL: databaseUrl,
-            NATS_URL: natsUrl,
-            NATS_STREAM_PREFIX: prefix,
-            RUNNER_HOST: "127.0.0.1",
-            RUNNER_PORT: String(runnerPort),
-            PORT: String(httpPort),
-            RUN_RECOVERY_INTERVAL: "1 second",
-            RUN_RECOVERY_STALE_AFTER: "6 seconds"
-          },
-          stdio: ["ignore", "pipe", "pipe"]
-        })
-      ),
-      (child) => Effect.sync(() => child.kill("SIGKILL"))
-    )
-    child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()))
-    child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()))
-    return { name, address: `127.0.0.1:${runnerPort}`, httpPort, process: child, output: () => output } satisfies Runner
+  Runners.spawnRunner({
+    name,
+    databaseUrl,
+    env: {
+      NATS_URL: natsUrl,
+      NATS_STREAM_PREFIX: prefix,
+      RUN_RECOVERY_INTERVAL: "1 second",
+      RUN_RECOVERY_STALE_AFTER: "6 seconds"
+    }
   })
-
-const readyz = (runner: Runner) =>
-  Effect.tryPromise(() => fetch(`http://127.0.0.1:${runner.httpPort}/readyz`)).pipe(
-    Effect.flatMap((response) => response.status === 200 ? Effect.void : Effect.fail(`status ${response.status}`)),
-    Effect.retry(Schedule.spaced("250 millis").pipe(Schedule.upTo("60 seconds"))),
-    Effect.tapError(() => Effect.sync(() => console.error(`${runner.name} never became ready:\n${runner.output()}`)))
-  )
 
 const unfinished = (tenantId: string) =>
   Effect.flatMap(Database, (db) =>
@@ -113,7 +80,7 @@ describe("multi-node cluster", () => {
     Effect.gen(function*() {
       const { url } = yield* TestDatabase.TestDatabaseUrl
       const runners = yield* Effect.forEach(["r1", "r2", "r3"], (name) => spawnRunner(name, url))
-      yield* Effect.forEach(runners, readyz, { concurrency: "unbounded", discard: true })
+      yield* Effect.forEach(runners, Runners.readyz, { concurrency: "unbounded", discard: true })
       const sql = yield* SqlClient.SqlClient
       // All three registered and healthy in the cluster's runner table (a runner may be ready before its peers see it).
       const live = yield* sql<{ n: string }>`SELECT count(*) AS n FROM cluster_runners WHERE healthy`.pipe(

@@ -15,39 +15,15 @@ import * as TestDatabase from "@tessera/runtime/TestDatabase"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
-import { type ChildProcess, spawn } from "node:child_process"
-import { freePort } from "../fixtures/Ports.js"
+import * as Runners from "../fixtures/Runners.js"
 import { createOrderWithPause } from "../fixtures/WorkflowPlans.js"
 
-interface Runner {
-  readonly address: string
-  readonly process: ChildProcess
-  readonly output: () => string
-}
-
 const spawnRunner = (databaseUrl: string) =>
-  Effect.gen(function*() {
-    const port = yield* freePort
-    let output = ""
-    const child = yield* Effect.acquireRelease(
-      Effect.sync(() =>
-        spawn(process.execPath, ["--import", "tsx", "test/fixtures/WorkflowRunner.ts"], {
-          env: {
-            ...process.env,
-            DATABASE_URL: databaseUrl,
-            RUNNER_HOST: "127.0.0.1",
-            RUNNER_PORT: String(port),
-            RUN_RECOVERY_INTERVAL: "1 second",
-            RUN_RECOVERY_STALE_AFTER: "3 seconds"
-          },
-          stdio: ["ignore", "pipe", "pipe"]
-        })
-      ),
-      (child) => Effect.sync(() => child.kill("SIGKILL"))
-    )
-    child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()))
-    child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()))
-    return { address: `127.0.0.1:${port}`, process: child, output: () => output } satisfies Runner
+  Runners.spawnRunner({
+    name: "workflow-runner",
+    databaseUrl,
+    argv: ["test/fixtures/WorkflowRunner.ts"],
+    env: { RUN_RECOVERY_INTERVAL: "1 second", RUN_RECOVERY_STALE_AFTER: "3 seconds" }
   })
 
 const TestLayers = ClusterRunner.layerClient.pipe(Layer.provideMerge(TestDatabase.layer))
