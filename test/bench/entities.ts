@@ -23,7 +23,7 @@
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { RunId, SessionId, TenantId, UserId } from "@tessera/domain/Ids"
-import { RunEntity, entityId as runEntityId } from "@tessera/domain/RunEntity"
+import * as RunEntity from "@tessera/domain/RunEntity"
 import { SessionEntity, entityId as sessionEntityId } from "@tessera/domain/SessionEntity"
 import { TenantEntity } from "@tessera/domain/TenantEntity"
 import * as ClusterRunner from "@tessera/runtime/ClusterRunner"
@@ -329,7 +329,7 @@ const program = (s: Settings) =>
       // 5. The journal alone: the run row is written (requested), Run.Start, then the run's one
       // journaled step folds in its start and completion (one transaction), as DESIGN.md's
       // "naive journal" figure measures it.
-      const runEntities = yield* RunEntity.client
+      const runEntities = yield* RunEntity.handles
       let seq = 0
       const journalOnce = (c: number) =>
         Effect.gen(function*() {
@@ -339,7 +339,7 @@ const program = (s: Settings) =>
             VALUES (${tenant}, ${id}, 'echo', 'requested', ${JSON.stringify({ message: id })})`
           const done = yield* Deferred.make<string>()
           waiting.set(id, { tenantId: tenant, done })
-          yield* runEntities(runEntityId(tenant, id)).Start()
+          yield* runEntities(tenant, id).Start()
           const status = yield* Deferred.await(done)
           if (status !== "completed") return yield* Effect.fail(`run ${id} ended ${status}`)
           return "ok" as const

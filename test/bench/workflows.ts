@@ -26,7 +26,7 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { RunId, TenantId } from "@tessera/domain/Ids"
-import { RunEntity, entityId } from "@tessera/domain/RunEntity"
+import * as RunEntity from "@tessera/domain/RunEntity"
 import { TenantEntity } from "@tessera/domain/TenantEntity"
 import * as Bulkhead from "@tessera/runtime/Bulkhead"
 import * as CircuitBreaker from "@tessera/runtime/CircuitBreaker"
@@ -225,7 +225,7 @@ const program = (s: Settings) =>
       yield* Effect.sleep(pollMs)
     }).pipe(Effect.forever)
     const poller = yield* Effect.forkScoped(poll)
-    const runs = yield* RunEntity.client
+    const runs = yield* RunEntity.handles
     let seq = 0
     const runOnce = (c: number) =>
       Effect.gen(function*() {
@@ -235,7 +235,7 @@ const program = (s: Settings) =>
           VALUES (${tenantId}, ${id}, ${threeSteps.name}, 'requested', '{}')`
         const done = yield* Deferred.make<string>()
         waiting.set(id, { tenantId, done })
-        yield* runs(entityId(tenantId, id)).Start()
+        yield* runs(tenantId, id).Start()
         const status = yield* Deferred.await(done)
         if (status !== "completed") return yield* Effect.fail(`run ${id} ended ${status}`)
       })

@@ -7,7 +7,7 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, describe, it } from "@effect/vitest"
 import { RunId, TenantId } from "@tessera/domain/Ids"
-import { RunEntity, entityId } from "@tessera/domain/RunEntity"
+import * as RunEntity from "@tessera/domain/RunEntity"
 import { TenantEntity } from "@tessera/domain/TenantEntity"
 import * as ClusterRunner from "@tessera/runtime/ClusterRunner"
 import { Database } from "@tessera/runtime/Database"
@@ -51,7 +51,7 @@ describe("workflow crash recovery", () => {
       const input = { email: "kim@example.com", items: [{ sku: "LAMP", quantity: 1, unit_price_cents: 4900 }], settle_ms: 8_000 }
       yield* db.tenant(tenantId)(db.sql`INSERT INTO agent_runs (tenant_id, id, workflow, status, input)
         VALUES (${tenantId}, ${runId}, ${createOrderWithPause.name}, 'requested', ${JSON.stringify(input)})`)
-      yield* Effect.flatMap(RunEntity.client, (runs) => runs(entityId(tenantId, runId)).Start())
+      yield* Effect.flatMap(RunEntity.handles, (runs) => runs(tenantId, runId).Start())
 
       // The run has charged and is pausing in `settle`: kill the runner executing it.
       const charged = yield* db.tenant(tenantId)(db.sql<{ runner: string }>`SELECT r.runner FROM agent_runs r

@@ -8,7 +8,7 @@ import { TestRunner } from "@effect/cluster"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { assert, describe, it } from "@effect/vitest"
 import { RunId, TenantId } from "@tessera/domain/Ids"
-import { RunEntity, entityId } from "@tessera/domain/RunEntity"
+import * as RunEntity from "@tessera/domain/RunEntity"
 import { TenantEntity } from "@tessera/domain/TenantEntity"
 import { Database } from "@tessera/runtime/Database"
 import * as KnowledgeStore from "@tessera/runtime/KnowledgeStore"
@@ -60,7 +60,7 @@ const run = (workflow: string, message: string, context: Record<string, unknown>
     const runId = RunId.make(`wf_${++counter}`)
     yield* db.tenant(tenantId)(db.sql`INSERT INTO agent_runs (tenant_id, id, workflow, status, input)
       VALUES (${tenantId}, ${runId}, ${workflow}, 'requested', ${JSON.stringify({ message, context })})`)
-    const entity = (yield* RunEntity.client)(entityId(tenantId, runId))
+    const entity = (yield* RunEntity.handles)(tenantId, runId)
     yield* entity.Start()
     yield* db.tenant(tenantId)(db.sql<{ status: string }>`SELECT status FROM agent_runs WHERE id = ${runId}`).pipe(
       Effect.repeat({ until: (rows) => rows[0]?.status !== "requested" && rows[0]?.status !== "started" })

@@ -1,36 +1,63 @@
 /**
- * The Run actor (entity id = `<tenant>/<run>`): one execution of one workflow, event-sourced on
- * its journal in Postgres. `Start` is idempotent: it replays the journal and goes on from the
- * first unfinished step, so the recovery scan may send it to any run at any time.
+ * The Run host (entity id `<tenant>/<partition>`): executes the runs of one of the tenant's
+ * `partitions` run partitions, each run event-sourced on its journal in Postgres. A run's
+ * partition is a hash of its id, the same on every node, so all of a run's messages reach the one
+ * host that owns it: a single writer per run, as with an entity per run, without activating an
+ * entity for every run (an activation costs more CPU than the run's whole journal; Restate's
+ * partition processors make the same trade). `Start` is idempotent: it replays the journal and
+ * goes on from the first unfinished step, so the recovery scan may send it for any run at any time.
+ *
+ * Callers address runs through `handles` (tenant + run id), not through host ids.
  */
 import { Entity } from "@effect/cluster"
+import type { AlreadyProcessingMessage, MailboxFull, PersistenceError } from "@effect/cluster/ClusterError"
+import type { Sharding } from "@effect/cluster/Sharding"
 import { Rpc } from "@effect/rpc"
+import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { RunNotFound, StorageError } from "./Errors.js"
-import { RunId, TenantId } from "./Ids.js"
+import { RunId, type TenantId } from "./Ids.js"
 import { Run } from "./Run.js"
 
-export const entityId = (tenantId: TenantId, runId: RunId): string => `${tenantId}/${runId}`
+/** Run partitions per tenant. Part of the address of every run: changing it moves runs between hosts. */
+export const partitions = 16
 
-/** Sets the run going on its entity and answers at once; `Status` follows it. */
+/** The partition of a run: FNV-1a of its id. */
+export const partitionOf = (runId: string): number => {
+  let hash = 0x811c9dc5
+  for (let i = 0; i < runId.length; i++) {
+    hash ^= runId.charCodeAt(i)
+    hash = Math.imul(hash, 0x01000193)
+  }
+  return (hash >>> 0) % partitions
+}
+
+/** The id of the host of a run: `<tenant>/<partition>`. */
+export const entityId = (tenantId: TenantId, runId: RunId): string => `${tenantId}/${partitionOf(runId)}`
+
+const runPayload = { runId: RunId }
+
+/** Sets the run going on its host and answers at once; `Status` follows it. */
 export const Start = Rpc.make("Start", {
+  payload: runPayload,
   error: Schema.Union(RunNotFound, StorageError)
 })
 
 /**
- * Internal: the entity sends this to itself from `Start` and executes the run inside it, so the
- * run holds its activation (an entity with a message in hand is not passivated) without the
- * caller waiting. Callers use `Start`.
+ * Internal: the host sends this to itself while it has runs in flight and answers it when the
+ * last one ends, so it is not passivated under them (an entity with a message in hand is not)
+ * without any caller waiting.
  */
-export const Execute = Rpc.make("Execute")
+export const Hold = Rpc.make("Hold")
 
 export const Status = Rpc.make("Status", {
+  payload: runPayload,
   success: Run,
   error: Schema.Union(RunNotFound, StorageError)
 })
 
 export const Cancel = Rpc.make("Cancel", {
-  payload: { reason: Schema.String.pipe(Schema.maxLength(500)) },
+  payload: { ...runPayload, reason: Schema.String.pipe(Schema.maxLength(500)) },
   success: Run,
   error: Schema.Union(RunNotFound, StorageError)
 })
@@ -42,10 +69,34 @@ export const Cancel = Rpc.make("Cancel", {
  */
 export const Signal = Rpc.make("Signal", {
   payload: {
+    ...runPayload,
     name: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(200)),
     payload: Schema.Unknown
   },
   error: Schema.Union(RunNotFound, StorageError)
 })
 
-export const RunEntity = Entity.make("Run", [Start, Execute, Status, Cancel, Signal])
+export const RunEntity = Entity.make("Run", [Start, Hold, Status, Cancel, Signal])
+
+/** The cluster could not deliver a message. */
+type Undelivered = MailboxFull | AlreadyProcessingMessage | PersistenceError
+
+/** Typed handles on runs by tenant and run id; every call goes to the run's host. */
+export const handles: Effect.Effect<
+  (tenantId: TenantId, runId: RunId) => {
+    readonly Start: () => Effect.Effect<void, RunNotFound | StorageError | Undelivered>
+    readonly Status: () => Effect.Effect<Run, RunNotFound | StorageError | Undelivered>
+    readonly Cancel: (reason: string) => Effect.Effect<Run, RunNotFound | StorageError | Undelivered>
+    readonly Signal: (name: string, payload: unknown) => Effect.Effect<void, RunNotFound | StorageError | Undelivered>
+  },
+  never,
+  Sharding
+> = Effect.map(RunEntity.client, (hosts) => (tenantId, runId) => {
+  const host = hosts(entityId(tenantId, runId))
+  return {
+    Start: () => host.Start({ runId }),
+    Status: () => host.Status({ runId }),
+    Cancel: (reason) => host.Cancel({ runId, reason }),
+    Signal: (name, payload) => host.Signal({ runId, name, payload })
+  }
+})

@@ -43,7 +43,7 @@ export const SetFeatureFlag = Rpc.make("SetFeatureFlag", {
 
 /**
  * Rate and quota check. `startsRun` also reserves one of the plan's concurrent runs; it is
- * released by `RecordUsage` with `runFinished`.
+ * released by `RecordUsage` with `runsFinished`.
  */
 export const Admit = Rpc.make("Admit", {
   payload: Schema.Struct({
@@ -60,7 +60,8 @@ export const RecordUsage = Rpc.make("RecordUsage", {
   payload: Schema.Struct({
     tokens: Schema.NonNegativeInt,
     costUsd: Schema.NonNegative,
-    runFinished: Schema.optionalWith(Schema.Boolean, { default: () => false })
+    /** Runs that ended since the last report: their slots are given back. */
+    runsFinished: Schema.optionalWith(Schema.NonNegativeInt, { default: () => 0 })
   }),
   error: Schema.Union(TenantNotFound, StorageError)
 })

@@ -11,6 +11,7 @@ import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 
 export interface Options {
   readonly perTool: number
@@ -32,14 +33,22 @@ export const make = (options: Options = defaults) =>
       return found
     }
 
-    /** Holds one permit of `key` around `effect`; waiting for it is interruptible and bounded by `maxWait`. */
+    /**
+     * Holds one permit of `key` around `effect`. A free permit is taken at once (no timer: the
+     * common case costs a few operations); otherwise waiting for one is interruptible and bounded
+     * by `maxWait`.
+     */
     const withPermit = <A, E, R>(key: string, limit: number, effect: Effect.Effect<A, E, R>) => {
       const sem = semaphore(key, limit)
-      return Effect.uninterruptibleMask((restore) =>
+      const wait = Effect.uninterruptibleMask((restore) =>
         restore(sem.take(1)).pipe(
           Effect.timeoutFail({ duration: options.maxWait, onTimeout: () => new BulkheadFull({ key, limit }) }),
           Effect.zipRight(Effect.ensuring(restore(effect), sem.release(1)))
         )
+      )
+      return Effect.flatMap(
+        sem.withPermitsIfAvailable(1)(effect),
+        Option.match({ onNone: () => wait, onSome: Effect.succeed })
       )
     }
 

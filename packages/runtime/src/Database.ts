@@ -3,7 +3,8 @@
  * for the transaction, so row-level security scopes it) or `system` (as `tessera_system`, for the
  * few cross-tenant infrastructure jobs that the schema grants explicit policies to). Both use
  * `set_config(…, true)`: the role and the tenant end with the transaction, so a pooled
- * connection never carries them to the next user.
+ * connection never carries them to the next user. `systemSession` holds one connection as
+ * `tessera_system` for a job that runs many single statements (the run journal's group commit).
  */
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -32,9 +33,32 @@ export class Database extends Effect.Service<Database>()("@tessera/runtime/Datab
         Effect.zipRight(sql`SELECT set_config('role', 'tessera_system', true)`, effect)
       )
 
-    return { sql, tenant, system } as const
+    /**
+     * A connection held by a long-lived system job (JournalWriter, JournalReader) for the scope:
+     * `tessera_system` for the whole session rather than per transaction, so each statement the
+     * job runs through the answered function costs one round trip, autocommit (no BEGIN,
+     * set_config, COMMIT). Only single statements belong there. The role is reset before the
+     * connection returns to the pool.
+     */
+    const systemSession = Effect.gen(function*() {
+      const connection = yield* sql.reserve
+      yield* connection.executeRaw("SET ROLE tessera_system", [])
+      yield* Effect.addFinalizer(() => Effect.ignore(connection.executeRaw("RESET ROLE", [])))
+      const held = [connection, 1] as const
+      const session: Session = (effect) =>
+        effect.pipe(
+          Effect.provideService(SqlClient.TransactionConnection, held),
+          Effect.provideService(SqlClient.SqlClient, sql)
+        )
+      return session
+    })
+
+    return { sql, tenant, system, systemSession } as const
   })
 }) {}
+
+/** Runs single statements on a connection held as `tessera_system` (`Database.systemSession`). */
+export type Session = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, Exclude<R, SqlClient.SqlClient>>
 
 /** A Postgres pool for a URL; `maxConnections` defaults to 20. */
 export const layerPg = (

@@ -121,7 +121,7 @@ export const admit = (
 export const record = (
   state: State,
   now: number,
-  usage: { readonly tokens: number; readonly costUsd: number; readonly runFinished: boolean }
+  usage: { readonly tokens: number; readonly costUsd: number; readonly runsFinished: number }
 ): State => {
   const rolled = roll(state.usage, now)
   return {
@@ -131,6 +131,6 @@ export const record = (
       tokensToday: rolled.tokensToday + usage.tokens,
       costThisMonth: rolled.costThisMonth + usage.costUsd
     },
-    runsInFlight: Math.max(0, state.runsInFlight - (usage.runFinished ? 1 : 0))
+    runsInFlight: Math.max(0, state.runsInFlight - usage.runsFinished)
   }
 }

@@ -1,16 +1,25 @@
 /**
- * Behaviour of the Run actor: `Start` replays the journal and executes the run's workflow
- * (WorkflowExecutor, on the plans of WorkflowPlans) from its first unjournaled step in the
- * entity's own scope, answering as soon as the run is under way. `Start`
- * is idempotent (a run already executing here, or finished, is left alone), so the recovery scan
- * (RunRecovery) can wake any unfinished run on whichever runner now owns its shard; a step that
- * another activation journaled first is never finished twice (see RunJournal). `Signal` stores a
- * signal in `run_signals` and wakes the run's `wait` step if it is waiting for it.
+ * Behaviour of the Run host (one partition of a tenant's runs, see the domain's RunEntity).
+ *
+ * `Start` loads the run's journal (JournalReader groups concurrent loads) and executes its
+ * workflow (WorkflowExecutor, on the plans of WorkflowPlans) from its first unjournaled step in a
+ * fiber of the host's, answering as soon as the run is under way. `Start` is
+ * idempotent: a run already under way here, or finished, is left alone, so the recovery scan
+ * (RunRecovery) can wake any unfinished run on whichever runner now owns its partition; a step
+ * that another activation journaled first is never finished twice (see RunJournal). A host is
+ * not passivated under its runs: its idle time starts after its last message, and a run that
+ * outlives `holdAfter` makes it hold a `Hold` message to itself until its runs have ended. `Signal` stores a signal in `run_signals` and wakes the run's `wait` step if it is
+ * waiting for it. `Cancel` ends the run in the journal and interrupts its execution.
+ *
+ * A finished run gives its slot back to the tenant (`RecordUsage.runsFinished`); runs finishing
+ * while such a message is in flight are counted into the next one, so under load the host sends
+ * one message per batch of runs, not one per run.
  */
 import { Entity } from "@effect/cluster"
 import type { Sharding } from "@effect/cluster/Sharding"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { RunNotFound } from "@tessera/domain/Errors"
+import { RunId, TenantId } from "@tessera/domain/Ids"
 import { unfinished } from "@tessera/domain/Run"
 import { RunEntity } from "@tessera/domain/RunEntity"
 import { TenantEntity } from "@tessera/domain/TenantEntity"
@@ -22,7 +31,8 @@ import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
-import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
+import * as Scope from "effect/Scope"
 import { Database } from "./Database.js"
 import { activations } from "./EntityMetrics.js"
 import { decodeRun } from "./internal/rows.js"
@@ -30,7 +40,6 @@ import { splitEntityId } from "./internal/entityId.js"
 import { storageError } from "./internal/storage.js"
 import * as JournalReader from "./JournalReader.js"
 import * as JournalWriter from "./JournalWriter.js"
-import { LlmGateway } from "./LlmGateway.js"
 import * as RunJournal from "./RunJournal.js"
 import type { ToolRegistry } from "./ToolRegistry.js"
 import * as WorkflowExecutor from "./WorkflowExecutor.js"
@@ -40,8 +49,22 @@ const runsFinished = Metric.counter("tessera_runs_finished_total", {
   description: "Runs that reached a terminal status on this runner"
 })
 
+/**
+ * A host with a run in flight this long holds itself with `Hold` (shorter runs are covered by the
+ * host's idle time, which starts after its last message). Well under the host's `maxIdleTime`.
+ */
+const holdAfter = "10 seconds"
+
 /** Consecutive failed executions (storage down, a step failing) after which a run is marked failed. */
 const maxFailures = 5
+
+/** A run under way on this host. */
+interface Hosted {
+  /** Set once its journal is loaded and its execution forked. */
+  fiber: Fiber.RuntimeFiber<void> | undefined
+  /** Signals its `wait` steps are waiting for (or that arrived first), by name. */
+  readonly signals: Map<string, Deferred.Deferred<unknown>>
+}
 
 /** `WORKFLOW_MAX_STEPS` (default 200): steps one run may execute, sub-workflows included. */
 export const layer: Layer.Layer<
@@ -57,141 +80,183 @@ export const layer: Layer.Layer<
     Effect.gen(function*() {
       const address = yield* Entity.CurrentAddress
       const runner = yield* Entity.CurrentRunnerAddress
-      const { id: runId, tenantId } = splitEntityId(address.entityId)
-      const tenants = yield* TenantEntity.client
+      const tenantId = TenantId.make(splitEntityId(address.entityId).tenantId)
+      const scope = yield* Scope.Scope
+      const tenant = (yield* TenantEntity.client)(tenantId)
       const self = (yield* RunEntity.client)(address.entityId)
-      const starting = yield* Effect.makeSemaphore(1)
-      // The journal `Start` read, handed to the `Execute` it sends; set while an execution is under way.
-      let claimed: RunJournal.Journal | undefined
-      let executing: Fiber.Fiber<void> | undefined
-      let failures = 0
-      yield* Metric.increment(activations("Run"))
-
-      const releaseSlot = tenants(tenantId).RecordUsage({ tokens: 0, costUsd: 0, runFinished: true }).pipe(
-        Effect.catchAllCause((cause) => Effect.logWarning("could not release the tenant's run slot", cause))
-      )
-
       const db = yield* Database
       const reader = yield* JournalReader.JournalReader
-      const services = yield* Effect.context<Database | JournalWriter.JournalWriter | ToolRegistry | WorkflowPlans>()
-      const gateway = yield* Effect.serviceOption(LlmGateway)
-      // Signals this activation's `wait` steps are waiting for, by name.
-      const waiting = new Map<string, Deferred.Deferred<unknown>>()
-      const signalOf = (name: string) => {
-        let deferred = waiting.get(name)
+      // Runs execute on the host's runtime (its services, clock and logger), in fibers of their
+      // own rather than children of the `Start` that began them: a child would carry the
+      // handler's request context through every step of the run.
+      const runtime = yield* Effect.runtime<Database | JournalWriter.JournalWriter | ToolRegistry | WorkflowPlans>()
+      yield* Metric.increment(activations("Run"))
+
+      const hosted = new Map<string, Hosted>()
+      // A host that stops (passivation, its partition moving to another runner) stops its runs;
+      // their new host resumes them from the journal.
+      yield* Scope.addFinalizer(
+        scope,
+        Effect.forEach(hosted.values(), (run) => run.fiber === undefined ? Effect.void : Fiber.interrupt(run.fiber), { discard: true })
+      )
+      /** Consecutive failed executions of runs that are still unfinished. */
+      const failures = new Map<string, number>()
+      /** Open while no run is in flight; `Hold` waits on it. */
+      const idle = yield* Effect.makeLatch(true)
+      /** Open while runs are in flight. */
+      const busy = yield* Effect.makeLatch(false)
+      // Holds the host while a run outlives `holdAfter` (a `wait` step, a slow tool).
+      yield* Effect.gen(function*() {
+        while (true) {
+          yield* busy.await
+          yield* Effect.sleep(holdAfter)
+          if (hosted.size > 0) yield* Effect.ignore(self.Hold())
+        }
+      }).pipe(Effect.forkIn(scope))
+
+      const annotate = (runId: string) => Effect.annotateLogs({ tenant_id: tenantId, run_id: runId })
+
+      // Slots of finished runs not yet given back; at most one RecordUsage in flight.
+      let finishedRuns = 0
+      let releasing = false
+      const giveBack: Effect.Effect<void> = Effect.suspend(() => {
+        const runsFinished = finishedRuns
+        if (runsFinished === 0) {
+          releasing = false
+          return Effect.void
+        }
+        finishedRuns = 0
+        return tenant.RecordUsage({ tokens: 0, costUsd: 0, runsFinished }).pipe(
+          Effect.catchAllCause((cause) => Effect.logWarning("could not give the tenant's run slots back", cause)),
+          Effect.zipRight(giveBack)
+        )
+      })
+      const releaseSlot = Effect.suspend(() => {
+        finishedRuns++
+        if (releasing) return Effect.void
+        releasing = true
+        return Effect.asVoid(Effect.forkIn(giveBack, scope))
+      })
+
+      const signalOf = (run: Hosted, name: string) => {
+        let deferred = run.signals.get(name)
         if (deferred === undefined) {
           deferred = Deferred.unsafeMake<unknown>(FiberId.none)
-          waiting.set(name, deferred)
+          run.signals.set(name, deferred)
         }
         return deferred
       }
-      const host: WorkflowExecutor.Host = {
+
+      const hostOf = (runId: string, run: Hosted): WorkflowExecutor.Host => ({
         runner: `${runner.host}:${runner.port}`,
         awaitSignal: (name) =>
           Effect.gen(function*() {
-            const deferred = signalOf(name)
+            const deferred = signalOf(run, name)
             const stored = yield* db.tenant(tenantId)(db.sql<{ payload: unknown }>`SELECT payload FROM run_signals
               WHERE tenant_id = ${tenantId} AND run_id = ${runId} AND name = ${name}`)
             if (stored[0] !== undefined) return stored[0].payload
             return yield* Deferred.await(deferred)
           })
-      }
-
-      const execute = (journal: RunJournal.Journal) =>
-        Effect.gen(function*() {
-          const ended = yield* WorkflowExecutor.execute(journal, host, { maxSteps }).pipe(
-            Effect.provide(services),
-            Option.isSome(gateway) ? Effect.provideService(LlmGateway, gateway.value) : (effect) => effect
-          )
-          failures = 0
-          yield* Metric.increment(Metric.tagged(runsFinished, "status", ended))
-          yield* releaseSlot
-        }).pipe(
-          // Another activation journaled under us: the journal is authoritative, nothing to redo.
-          Effect.catchTag("JournalConflict", () => Effect.logDebug("run journal moved under this activation")),
-          Effect.catchAllCause((cause) => {
-            if (Cause.isInterruptedOnly(cause)) return Effect.void
-            failures++
-            if (failures < maxFailures) {
-              // The run stays unfinished in the journal; the recovery scan wakes it again.
-              return Effect.logWarning(`run execution failed (${failures}/${maxFailures}); recovery will retry`, cause)
-            }
-            const reason = Cause.pretty(cause).split("\n")[0] ?? "execution failed"
-            return RunJournal.finish(journal.run, "failed", reason).pipe(
-              Effect.flatMap((failed) =>
-                failed
-                  ? Effect.zipRight(
-                    Metric.increment(Metric.tagged(runsFinished, "status", "failed")),
-                    releaseSlot
-                  )
-                  : Effect.void
-              ),
-              Effect.zipRight(Effect.logError(`run failed after ${maxFailures} attempts`, cause)),
-              Effect.catchAllCause((again) => Effect.logError("could not mark the run failed", again))
-            )
-          })
-        )
-
-      const annotate = Effect.annotateLogs({ tenant_id: tenantId, run_id: runId })
-
-      const status = Effect.gen(function*() {
-        const journal = yield* RunJournal.load(tenantId, runId)
-        if (journal === undefined) return yield* new RunNotFound({ runId })
-        return yield* decodeRun(journal.run, journal.steps)
       })
 
+      const failed = (journal: RunJournal.Journal, cause: Cause.Cause<unknown>) => {
+        const runId = journal.run.id
+        const count = (failures.get(runId) ?? 0) + 1
+        if (count < maxFailures) {
+          failures.set(runId, count)
+          // The run stays unfinished in the journal; the recovery scan wakes it again.
+          return Effect.logWarning(`run execution failed (${count}/${maxFailures}); recovery will retry`, cause)
+        }
+        failures.delete(runId)
+        const reason = Cause.pretty(cause).split("\n")[0] ?? "execution failed"
+        return RunJournal.finish(journal.run, "failed", reason).pipe(
+          Effect.flatMap((marked) =>
+            marked ? Effect.zipRight(Metric.increment(Metric.tagged(runsFinished, "status", "failed")), releaseSlot) : Effect.void
+          ),
+          Effect.zipRight(Effect.logError(`run failed after ${maxFailures} attempts`, cause)),
+          Effect.catchAllCause((again) => Effect.logError("could not mark the run failed", again))
+        )
+      }
+
+      const execute = (journal: RunJournal.Journal, run: Hosted) =>
+        WorkflowExecutor.execute(journal, hostOf(journal.run.id, run), { maxSteps }).pipe(
+          Effect.flatMap((ended) => {
+            failures.delete(journal.run.id)
+            return Effect.zipRight(Metric.increment(Metric.tagged(runsFinished, "status", ended)), releaseSlot)
+          }),
+          // Another activation journaled under us: the journal is authoritative, nothing to redo.
+          Effect.catchTag("JournalConflict", () => Effect.logDebug("run journal moved under this activation")),
+          Effect.catchAllCause((cause) => Cause.isInterruptedOnly(cause) ? Effect.void : failed(journal, cause))
+        )
+
+      /** The run is no longer under way here. */
+      const release = (runId: string) =>
+        Effect.suspend(() => {
+          hosted.delete(runId)
+          if (hosted.size > 0) return Effect.void
+          busy.unsafeClose()
+          return idle.open
+        })
+
+      /** Claims the run on this host (synchronously, so a concurrent `Start` of it does nothing). */
+      const claim = (runId: string): Hosted | undefined => {
+        if (hosted.has(runId)) return undefined
+        const run: Hosted = { fiber: undefined, signals: new Map() }
+        hosted.set(runId, run)
+        if (hosted.size === 1) {
+          idle.unsafeClose()
+          busy.unsafeOpen()
+        }
+        return run
+      }
+
+      const status = (runId: RunId) =>
+        Effect.gen(function*() {
+          const journal = yield* RunJournal.load(tenantId, runId)
+          if (journal === undefined) return yield* new RunNotFound({ runId })
+          return yield* decodeRun(journal.run, journal.steps)
+        })
+
       return RunEntity.of({
-        Start: () =>
-          starting.withPermits(1)(
-            Effect.gen(function*() {
-              if (claimed !== undefined) return
+        Start: ({ payload: { runId } }) =>
+          Effect.suspend(() => {
+            const run = claim(runId)
+            if (run === undefined) return Effect.void
+            return Effect.gen(function*() {
               const journal = yield* reader.load(tenantId, runId)
               if (journal === undefined) return yield* new RunNotFound({ runId })
-              if (!unfinished.includes(journal.run.status)) return
-              claimed = journal
-              // The run belongs to the entity, not to the caller: `Start` answers now, and the
-              // run executes inside the entity's own `Execute` message.
-              yield* self.Execute().pipe(
-                Effect.catchAllCause((cause) =>
-                  Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logWarning("run execution ended abnormally", cause)
-                ),
-                Effect.ensuring(Effect.sync(() => {
-                  claimed = undefined
-                })),
-                annotate,
-                Effect.forkDaemon
-              )
-            })
-          ).pipe(Effect.catchTag("SqlError", storageError("run.start")), annotate),
+              if (!unfinished.includes(journal.run.status)) return yield* release(runId)
+              // The run belongs to the host, not to the caller: `Start` answers now.
+              run.fiber = Runtime.runFork(runtime)(execute(journal, run).pipe(Effect.ensuring(release(runId)), annotate(runId)))
+            }).pipe(Effect.onError(() => release(runId)))
+          }).pipe(Effect.catchTag("SqlError", storageError("run.start")), annotate(runId)),
 
-        Execute: () =>
+        Hold: () =>
           Effect.gen(function*() {
-            if (claimed === undefined || executing !== undefined) return
-            const fiber = yield* Effect.fork(execute(claimed))
-            executing = fiber
-            yield* Fiber.await(fiber)
-            executing = undefined
-          }).pipe(annotate),
+            while (hosted.size > 0) yield* idle.await
+          }),
 
-        Status: () => status.pipe(Effect.catchTag("SqlError", storageError("run.status")), annotate),
+        Status: ({ payload: { runId } }) => status(runId).pipe(Effect.catchTag("SqlError", storageError("run.status")), annotate(runId)),
 
-        Cancel: ({ payload }) =>
+        Cancel: ({ payload: { runId, reason } }) =>
           Effect.gen(function*() {
             const journal = yield* RunJournal.load(tenantId, runId)
             if (journal === undefined) return yield* new RunNotFound({ runId })
-            const cancelled = yield* RunJournal.finish(journal.run, "cancelled", payload.reason)
+            const cancelled = yield* RunJournal.finish(journal.run, "cancelled", reason)
             if (cancelled) {
-              if (executing !== undefined) yield* Fiber.interrupt(executing)
+              const fiber = hosted.get(runId)?.fiber
+              if (fiber !== undefined) yield* Fiber.interrupt(fiber)
+              failures.delete(runId)
               yield* Metric.increment(Metric.tagged(runsFinished, "status", "cancelled"))
               yield* releaseSlot
             }
-            return yield* status
-          }).pipe(Effect.catchTag("SqlError", storageError("run.cancel")), annotate),
+            return yield* status(runId)
+          }).pipe(Effect.catchTag("SqlError", storageError("run.cancel")), annotate(runId)),
 
-        Signal: ({ payload }) =>
+        Signal: ({ payload: { name, payload, runId } }) =>
           Effect.gen(function*() {
             const stored = yield* db.tenant(tenantId)(db.sql`INSERT INTO run_signals (tenant_id, run_id, name, payload)
-              SELECT tenant_id, id, ${payload.name}, ${JSON.stringify(payload.payload ?? null)}::jsonb FROM agent_runs
+              SELECT tenant_id, id, ${name}, ${JSON.stringify(payload ?? null)}::jsonb FROM agent_runs
               WHERE tenant_id = ${tenantId} AND id = ${runId}
               ON CONFLICT DO NOTHING RETURNING name`)
             if (stored.length === 0) {
@@ -199,10 +264,12 @@ export const layer: Layer.Layer<
               if (exists === undefined) return yield* new RunNotFound({ runId })
               return
             }
-            yield* Deferred.succeed(signalOf(payload.name), payload.payload ?? null)
-          }).pipe(Effect.catchTag("SqlError", storageError("run.signal")), annotate)
+            // A run not under way here reads the stored signal when its `wait` step starts.
+            const run = hosted.get(runId)
+            if (run !== undefined) yield* Deferred.succeed(signalOf(run, name), payload ?? null)
+          }).pipe(Effect.catchTag("SqlError", storageError("run.signal")), annotate(runId))
       })
     }),
-    { concurrency: "unbounded", maxIdleTime: "30 seconds" }
+    { concurrency: "unbounded", maxIdleTime: "1 minute" }
   ).pipe(Layer.provide([JournalReader.layer, JournalWriter.layer]))
 }))

@@ -8,7 +8,7 @@
  */
 import { Singleton } from "@effect/cluster"
 import type { Sharding } from "@effect/cluster/Sharding"
-import { RunEntity, entityId } from "@tessera/domain/RunEntity"
+import * as RunEntity from "@tessera/domain/RunEntity"
 import type { RunId, TenantId } from "@tessera/domain/Ids"
 import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
@@ -26,7 +26,7 @@ const woken = Metric.counter("tessera_runs_recovered_total", {
 export const scanOnce = (staleAfter: Duration.Duration, limit = 500) =>
   Effect.gen(function*() {
     const db = yield* Database
-    const runs = yield* RunEntity.client
+    const runs = yield* RunEntity.handles
     const stale = yield* db.system(db.sql<{ tenant_id: TenantId; id: RunId }>`
       SELECT tenant_id, id FROM agent_runs
       WHERE status IN ('requested', 'started')
@@ -35,7 +35,7 @@ export const scanOnce = (staleAfter: Duration.Duration, limit = 500) =>
     yield* Effect.forEach(
       stale,
       (run) =>
-        runs(entityId(run.tenant_id, run.id)).Start().pipe(
+        runs(run.tenant_id, run.id).Start().pipe(
           Effect.catchAllCause((cause) => Effect.logWarning(`could not wake run ${run.tenant_id}/${run.id}`, cause))
         ),
       { concurrency: 16, discard: true }

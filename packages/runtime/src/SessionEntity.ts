@@ -9,7 +9,7 @@ import type { Sharding } from "@effect/cluster/Sharding"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { HistoryEntry, type Role } from "@tessera/domain/ChatMessage"
 import { InvalidId, SessionClosed, SessionNotFound, StorageError } from "@tessera/domain/Errors"
-import { RunEntity, entityId as runEntityId } from "@tessera/domain/RunEntity"
+import * as RunEntity from "@tessera/domain/RunEntity"
 import { HistoryPage, Session } from "@tessera/domain/Session"
 import { SendResult, SessionEntity } from "@tessera/domain/SessionEntity"
 import { MessageId, RunId, SessionId, TenantId } from "@tessera/domain/Ids"
@@ -85,7 +85,7 @@ export const layer: Layer.Layer<never, never, Database | SqlClient.SqlClient | S
       const sql = db.sql
       const inTenant = db.tenant(tenantId)
       const tenants = yield* TenantEntity.client
-      const runs = yield* RunEntity.client
+      const runs = yield* RunEntity.handles
       yield* Metric.increment(activations("Session"))
 
       const loaded = yield* inTenant(Effect.all({
@@ -189,13 +189,13 @@ export const layer: Layer.Layer<never, never, Database | SqlClient.SqlClient | S
               (_, exit) =>
                 Exit.isSuccess(exit)
                   ? Effect.void
-                  : tenants(tenantId).RecordUsage({ tokens: 0, costUsd: 0, runFinished: true }).pipe(Effect.ignore)
+                  : tenants(tenantId).RecordUsage({ tokens: 0, costUsd: 0, runsFinished: 1 }).pipe(Effect.ignore)
             )
             session = { ...current, next_seq: seq + 1 }
             const [entry] = yield* decodeEntries(written)
             remember(entry!)
             // The run goes on without the caller; if this message is lost, the recovery scan wakes the run.
-            yield* runs(runEntityId(tenantId, runId)).Start().pipe(
+            yield* runs(tenantId, runId).Start().pipe(
               Effect.catchAllCause((cause) => Effect.logWarning("run start not delivered; recovery will wake it", cause))
             )
             return new SendResult({ runId, messageId })

@@ -27,11 +27,11 @@ export class TesseraClient extends Effect.Service<TesseraClient>()("@tessera/run
   effect: Effect.gen(function*() {
     const tenants = yield* TenantEntity.client
     const sessions = yield* SessionEntity.SessionEntity.client
-    const runs = yield* RunEntity.RunEntity.client
+    const runs = yield* RunEntity.handles
     return {
       tenant: (tenantId: TenantId) => tenants(tenantId),
       session: (tenantId: TenantId, sessionId: SessionId) => sessions(SessionEntity.entityId(tenantId, sessionId)),
-      run: (tenantId: TenantId, runId: RunId) => runs(RunEntity.entityId(tenantId, runId))
+      run: (tenantId: TenantId, runId: RunId) => runs(tenantId, runId)
     } as const
   })
 }) {

@@ -161,7 +161,11 @@ export const make = (extra: ReadonlyArray<Tool> = []) =>
           (effect) => breakers.run(`${callContext.tenantId}:${name}`, effect, countsAgainstBreaker)
         )
         return yield* RetryPolicy.retry(once, options.retry ?? tool.retry, retryable)
-      }).pipe(Effect.withSpan("ToolRegistry.call", { attributes: { tool: name, tenant_id: callContext.tenantId } }))
+      }).pipe(Effect.withSpan("ToolRegistry.call", {
+        attributes: { tool: name, tenant_id: callContext.tenantId },
+        // A call is on every run's hot path; a stack capture per call costs more than the call.
+        captureStackTrace: false
+      }))
 
     /** The tool's default compensation of a finished call, if it has one. */
     const compensation = (name: string, input: unknown, output: unknown): Compensation | undefined =>

@@ -1,7 +1,7 @@
 import { TestRunner } from "@effect/cluster"
 import { assert, describe, it } from "@effect/vitest"
 import { RunId, SessionId, TenantId, UserId } from "@tessera/domain/Ids"
-import { RunEntity, entityId as runEntityId } from "@tessera/domain/RunEntity"
+import * as RunEntity from "@tessera/domain/RunEntity"
 import { SessionEntity, entityId as sessionEntityId } from "@tessera/domain/SessionEntity"
 import { TenantEntity } from "@tessera/domain/TenantEntity"
 import * as Duration from "effect/Duration"
@@ -89,7 +89,7 @@ describe("Tenant", () => {
       for (let i = 0; i < maxConcurrentRuns; i++) yield* acme.Admit({ startsRun: true })
       const busy = yield* Effect.flip(acme.Admit({ startsRun: true }))
       assert.strictEqual(busy._tag === "QuotaExceeded" && busy.quota, "concurrent_runs")
-      yield* acme.RecordUsage({ tokens: tokensPerDay - 10, costUsd: 0, runFinished: true })
+      yield* acme.RecordUsage({ tokens: tokensPerDay - 10, costUsd: 0, runsFinished: 1 })
       yield* acme.Admit({ startsRun: true })
       const tokens = yield* Effect.flip(acme.Admit({ estimatedTokens: 11 }))
       assert.strictEqual(tokens._tag === "QuotaExceeded" && tokens.quota, "tokens_per_day")
@@ -130,8 +130,8 @@ describe("Session", () => {
       assert.deepStrictEqual(page.entries.map((e) => e.seq), [1, 2, 3])
 
       // The runs it started were journaled: the echo workflow's steps and completion.
-      const runs = yield* RunEntity.client
-      const run = yield* runs(runEntityId(tenantId, page.entries[1]!.runId!)).Status()
+      const runs = yield* RunEntity.handles
+      const run = yield* runs(tenantId, page.entries[1]!.runId!).Status()
       assert.strictEqual(run.status, "completed")
       assert.deepStrictEqual(run.steps.map((s) => [s.stepId, s.status]), [["hold", "completed"], ["echo", "completed"]])
       assert.strictEqual((run.output as { answer: string }).answer, "where is my order 1234?")
@@ -184,9 +184,9 @@ describe("Run", () => {
       const userId = UserId.make("u4")
       yield* session.Open({ userId, channel: "api" })
       const { runId } = yield* session.Send({ message: "take your time", userId, workflow: "echo", context: { echo_delay_ms: 5_000 } })
-      const run = (yield* RunEntity.client)(runEntityId(tenantId, runId))
+      const run = (yield* RunEntity.handles)(tenantId, runId)
 
-      const cancelled = yield* run.Cancel({ reason: "customer left" })
+      const cancelled = yield* run.Cancel("customer left")
       assert.strictEqual(cancelled.status, "cancelled")
       assert.strictEqual(cancelled.error, "customer left")
 
@@ -217,7 +217,7 @@ describe("Run", () => {
       const woken = yield* RunRecovery.scanOnce(Duration.zero)
       assert.strictEqual(woken, 1)
       yield* runsSettled
-      const run = yield* (yield* RunEntity.client)(runEntityId(tenantId, RunId.make("orphan"))).Status()
+      const run = yield* (yield* RunEntity.handles)(tenantId, RunId.make("orphan")).Status()
       assert.strictEqual(run.status, "completed")
       assert.strictEqual((run.output as { answer: string }).answer, "still there?")
       assert.strictEqual(run.attempts, 1)

@@ -6,7 +6,7 @@
 import { TestRunner } from "@effect/cluster"
 import { assert, describe, it } from "@effect/vitest"
 import { RunId, TenantId } from "@tessera/domain/Ids"
-import { RunEntity, entityId } from "@tessera/domain/RunEntity"
+import * as RunEntity from "@tessera/domain/RunEntity"
 import { TenantEntity } from "@tessera/domain/TenantEntity"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -132,7 +132,7 @@ const run = (input: Record<string, unknown>, workflow = "create_order") =>
     const runId = RunId.make(`yaml_${++counter}`)
     yield* db.tenant(tenantId)(db.sql`INSERT INTO agent_runs (tenant_id, id, workflow, status, input)
       VALUES (${tenantId}, ${runId}, ${workflow}, 'requested', ${JSON.stringify({ ...input, context: {} })})`)
-    const entity = (yield* RunEntity.client)(entityId(tenantId, runId))
+    const entity = (yield* RunEntity.handles)(tenantId, runId)
     yield* entity.Start()
     yield* db.tenant(tenantId)(db.sql<{ status: string }>`SELECT status FROM agent_runs WHERE id = ${runId}`).pipe(
       Effect.repeat({ until: (rows) => rows[0]?.status !== "requested" && rows[0]?.status !== "started" })

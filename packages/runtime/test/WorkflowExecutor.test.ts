@@ -7,7 +7,7 @@ import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import { assert, describe, it } from "@effect/vitest"
 import { RunId, TenantId } from "@tessera/domain/Ids"
 import type { Run } from "@tessera/domain/Run"
-import { RunEntity, entityId } from "@tessera/domain/RunEntity"
+import * as RunEntity from "@tessera/domain/RunEntity"
 import { WorkflowNotFound } from "@tessera/domain/RunError"
 import { TenantEntity } from "@tessera/domain/TenantEntity"
 import { ToolFailed } from "@tessera/domain/ToolError"
@@ -164,7 +164,7 @@ const startRun = (workflow: string, input: Record<string, unknown>) =>
     const runId = RunId.make(`run_${++counter}`)
     yield* db.tenant(tenantId)(db.sql`INSERT INTO agent_runs (tenant_id, id, workflow, status, input)
       VALUES (${tenantId}, ${runId}, ${workflow}, 'requested', ${JSON.stringify(input)})`)
-    const run = (yield* RunEntity.client)(entityId(tenantId, runId))
+    const run = (yield* RunEntity.handles)(tenantId, runId)
     yield* run.Start()
     return { runId, run }
   })
@@ -176,7 +176,7 @@ const settled = (runId: string): Effect.Effect<Run, unknown, Database | import("
     yield* db.tenant(tenantId)(db.sql<{ status: string }>`SELECT status FROM agent_runs WHERE id = ${runId}`).pipe(
       Effect.repeat({ until: (rows) => rows[0]?.status !== "requested" && rows[0]?.status !== "started" })
     )
-    return yield* (yield* RunEntity.client)(entityId(tenantId, RunId.make(runId))).Status()
+    return yield* (yield* RunEntity.handles)(tenantId, RunId.make(runId)).Status()
   })
 
 const subjects = (runId: string) =>
@@ -334,7 +334,7 @@ describe("WorkflowExecutor", () => {
       const signalled = yield* startRun("approval", { context: {} })
       const waiting = yield* startRun("approval", { context: {} })
       yield* TestClock.adjust("1 minute")
-      yield* signalled.run.Signal({ name: "approval", payload: { by: "dana" } })
+      yield* signalled.run.Signal("approval", { by: "dana" })
       const approved = yield* settled(signalled.runId)
       assert.strictEqual(approved.status, "completed")
       assert.strictEqual((approved.output as { answer: string }).answer, "approved by dana")
@@ -410,7 +410,7 @@ describe("WorkflowExecutor", () => {
       }
       yield* tools.call("payments.charge", { amount_cents: reserved.total_cents, customer: input.email, order_id: reserved.order_id }, { ...ctx, stepId: "charge" })
 
-      yield* (yield* RunEntity.client)(entityId(tenantId, runId)).Start()
+      yield* (yield* RunEntity.handles)(tenantId, runId).Start()
       const run = yield* settled(runId)
       assert.strictEqual(run.status, "completed")
       const charges = yield* query((sql) => sql<{ n: string }>`SELECT count(*) AS n FROM payment_charges WHERE order_id = ${reserved.order_id}`)
