@@ -2,8 +2,8 @@
  * Every query on tenant-owned tables runs through `tenant` (as `tessera_app`, with the tenant set
  * for the transaction, so row-level security scopes it) or `system` (as `tessera_system`, for the
  * few cross-tenant infrastructure jobs that the schema grants explicit policies to). Both use
- * `set_config(…, true)`: the role and the tenant end with the transaction, so a pooled
- * connection never carries them to the next user. `systemSession` holds one connection as
+ * `set_config(…, true)`, sent with the transaction's BEGIN (one round trip): the role and the
+ * tenant end with the transaction, so a pooled connection never carries them to the next user. `systemSession` holds one connection as
  * `tessera_system` for a job that runs many single statements (the run journal's group commit).
  */
 import * as PgClient from "@effect/sql-pg/PgClient"
@@ -15,23 +15,44 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
+import * as Scope from "effect/Scope"
+
+/** A Postgres string literal (standard_conforming_strings: only quotes are doubled). */
+const literal = (value: string): string => {
+  if (value.includes("\u0000")) throw new TypeError("a tenant id cannot contain NUL")
+  return `'${value.replaceAll("'", "''")}'`
+}
 
 export class Database extends Effect.Service<Database>()("@tessera/runtime/Database", {
   effect: Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
 
-    const tenant = (tenantId: string) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-      sql.withTransaction(
-        Effect.zipRight(
-          sql`SELECT set_config('role', 'tessera_app', true), set_config('app.current_tenant_id', ${tenantId}, true)`,
-          effect
-        )
-      ).pipe(Effect.annotateLogs("tenant_id", tenantId))
+    /**
+     * A transaction whose settings are sent with its BEGIN (one simple-protocol round trip: no
+     * parameters there, so the values are literals) and, nested, with its SAVEPOINT.
+     */
+    const transaction = (settings: string) =>
+      SqlClient.makeWithTransaction({
+        transactionTag: SqlClient.TransactionConnection,
+        spanAttributes: [],
+        acquireConnection: Effect.flatMap(
+          Scope.make(),
+          (scope) => Effect.map(Scope.extend(sql.reserve, scope), (connection) => [scope, connection] as const)
+        ),
+        begin: (connection) => connection.executeUnprepared(`BEGIN; ${settings}`, [], undefined),
+        savepoint: (connection, id) => connection.executeUnprepared(`SAVEPOINT tessera_${id}; ${settings}`, [], undefined),
+        commit: (connection) => connection.executeUnprepared("COMMIT", [], undefined),
+        rollback: (connection) => connection.executeUnprepared("ROLLBACK", [], undefined),
+        rollbackSavepoint: (connection, id) => connection.executeUnprepared(`ROLLBACK TO SAVEPOINT tessera_${id}`, [], undefined)
+      })
 
-    const system = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-      sql.withTransaction(
-        Effect.zipRight(sql`SELECT set_config('role', 'tessera_system', true)`, effect)
-      )
+    const tenant = (tenantId: string) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+      transaction(
+        `SELECT set_config('role', 'tessera_app', true), set_config('app.current_tenant_id', ${literal(tenantId)}, true)`
+      )(effect).pipe(Effect.annotateLogs("tenant_id", tenantId))
+
+    const inSystem = transaction("SELECT set_config('role', 'tessera_system', true)")
+    const system = <A, E, R>(effect: Effect.Effect<A, E, R>) => inSystem(effect)
 
     /**
      * A connection held by a long-lived system job (JournalWriter, JournalReader) for the scope:

@@ -46,6 +46,29 @@ describe("row-level security", () => {
         assert.deepStrictEqual(stillB.map((r) => [r.id, r.status]), [["s_tenant_b", "open"]])
       }))
 
+    it.effect("a tenant id is a literal: quotes in it neither break out nor widen the scope", () =>
+      Effect.gen(function*() {
+        yield* seed
+        const db = yield* Database
+        const setting = yield* db.tenant("o'brien'); RESET ROLE; --")(
+          db.sql<{ tenant: string; role: string }>`SELECT current_setting('app.current_tenant_id') AS tenant, current_user AS role`
+        )
+        assert.deepStrictEqual(setting, [{ tenant: "o'brien'); RESET ROLE; --", role: "tessera_app" }])
+        const visible = yield* db.tenant("tenant_a' OR true OR tenant_id = '")(db.sql`SELECT id FROM sessions`)
+        assert.strictEqual(visible.length, 0)
+      }))
+
+    it.effect("a nested tenant transaction scopes its statements to its own tenant", () =>
+      Effect.gen(function*() {
+        yield* seed
+        const db = yield* Database
+        const ids = yield* db.tenant("tenant_a")(Effect.all([
+          db.sql<{ id: string }>`SELECT id FROM sessions`,
+          db.tenant("tenant_b")(db.sql<{ id: string }>`SELECT id FROM sessions`)
+        ]))
+        assert.deepStrictEqual(ids.map((rows) => rows.map((r) => r.id)), [["s_tenant_a"], ["s_tenant_b"]])
+      }))
+
     it.effect("without a tenant set, the application role sees nothing", () =>
       Effect.gen(function*() {
         yield* seed
