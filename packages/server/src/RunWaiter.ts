@@ -1,11 +1,12 @@
 /**
  * Waiting for runs to finish, for the chat deadline. One fiber per node looks at the rows of
- * every awaited run in one query (`CHAT_POLL_INTERVAL`, default 10 ms, only while someone waits),
- * so a thousand waiting requests cost the database what one does.
+ * every awaited run in one query (`CHAT_POLL_INTERVAL`, default 10 ms, only while someone waits)
+ * on a connection it holds (Database.systemSession), so a thousand waiting requests cost the
+ * database one round trip per interval.
  */
 import { RunId } from "@tessera/domain/Ids"
 import { type RunStatus, unfinished } from "@tessera/domain/Run"
-import { Database } from "@tessera/runtime/Database"
+import { Database, type Session } from "@tessera/runtime/Database"
 import * as Config from "effect/Config"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -32,10 +33,10 @@ export class RunWaiter extends Effect.Service<RunWaiter>()("@tessera/server/RunW
     const waiting = new Map<string, { readonly tenantId: string; readonly runId: string; readonly done: Deferred.Deferred<Finished>; waiters: number }>()
     const bell = yield* Queue.sliding<void>(1)
 
-    const tick = Effect.gen(function*() {
+    const tick = (onSession: Session) => Effect.gen(function*() {
       if (waiting.size === 0) return yield* Queue.take(bell)
       const entries = [...waiting.values()]
-      const rows = yield* db.system(db.sql<Row>`SELECT r.tenant_id, r.id, r.status, r.output, r.error FROM agent_runs r
+      const rows = yield* onSession(db.sql<Row>`SELECT r.tenant_id, r.id, r.status, r.output, r.error FROM agent_runs r
         JOIN unnest(${entries.map((e) => e.tenantId)}::text[], ${entries.map((e) => e.runId)}::text[]) AS w(tenant_id, id)
           ON r.tenant_id = w.tenant_id AND r.id = w.id
         WHERE r.status NOT IN ('requested', 'started')`)
@@ -49,7 +50,10 @@ export class RunWaiter extends Effect.Service<RunWaiter>()("@tessera/server/RunW
       yield* Effect.sleep(interval)
     })
 
-    yield* tick.pipe(
+    // The poll holds its own connection as tessera_system: one round trip per look.
+    yield* db.systemSession.pipe(
+      Effect.flatMap((onSession) => Effect.forever(tick(onSession))),
+      Effect.scoped,
       Effect.catchAllCause((cause) => Effect.zipRight(Effect.logWarning("run waiter poll failed", cause), Effect.sleep("1 second"))),
       Effect.forever,
       Effect.forkScoped
