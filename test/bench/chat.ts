@@ -20,7 +20,8 @@
  *
  * Environment: `BENCH_SECONDS` (default 10), `BENCH_WARMUP_SECONDS` (default 2),
  * `BENCH_CONCURRENCY` (default 16,64,256), `BENCH_TENANTS` (default 32), `BENCH_POOL_SIZE`
- * (default 20).
+ * (default 20); `BENCH_SOAK_SECONDS` (default 0: none) then chats `BENCH_SOAK_SESSIONS` (64)
+ * sessions for that long and prints heap and RSS every tenth of it.
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
@@ -45,6 +46,7 @@ import * as WorkflowRegistry from "@tessera/runtime/WorkflowRegistry"
 import * as Api from "@tessera/server/Api"
 import * as Config from "effect/Config"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
@@ -60,7 +62,9 @@ const settings = Config.all({
   warmupSeconds: Config.number("BENCH_WARMUP_SECONDS").pipe(Config.withDefault(2)),
   concurrency: Config.array(Config.integer(), "BENCH_CONCURRENCY").pipe(Config.withDefault([16, 64, 256])),
   tenants: Config.integer("BENCH_TENANTS").pipe(Config.withDefault(32)),
-  poolSize: Config.integer("BENCH_POOL_SIZE").pipe(Config.withDefault(20))
+  poolSize: Config.integer("BENCH_POOL_SIZE").pipe(Config.withDefault(20)),
+  soakSeconds: Config.integer("BENCH_SOAK_SECONDS").pipe(Config.withDefault(0)),
+  soakSessions: Config.integer("BENCH_SOAK_SESSIONS").pipe(Config.withDefault(64))
 })
 
 interface Figure {
@@ -173,10 +177,10 @@ const program = Effect.gen(function*() {
     yield* Effect.log(`chat benchmark: ${cpus.length} × ${cpus[0]?.model ?? "?"}, node ${process.version}, ${s.seconds} s per figure`)
     yield* Effect.log(`seed SLO: p50 100 ms, p95 500 ms; target at 64 sessions: p50 ≤ 20 ms, p95 ≤ 100 ms`)
 
-    for (const callers of s.concurrency) {
+    const chatter = (callers: number) => {
       const sessions: Array<string | undefined> = Array.from({ length: callers }, () => undefined)
       let turn = 0
-      const chat = async (caller: number) => {
+      return async (caller: number) => {
         const key = keys[caller % keys.length]!
         const body = {
           message: turn++ % 2 === 0 ? "How long do refunds take?" : "Where is my order?",
@@ -195,6 +199,10 @@ const program = Effect.gen(function*() {
         }
         return true
       }
+    }
+
+    for (const callers of s.concurrency) {
+      const chat = chatter(callers)
       const insert = async (caller: number) => {
         const response = await fetch(`http://127.0.0.1:${peer.port}/`, {
           method: "POST",
@@ -226,6 +234,26 @@ const program = Effect.gen(function*() {
           `chat throughput ${ratio} × the limit; RSS ${(rss0 / 2 ** 20).toFixed(0)} → ${(rss1 / 2 ** 20).toFixed(0)} MiB over the chat figure`
         ].join("\n")
       )
+    }
+
+    if (s.soakSeconds > 0) {
+      // Memory over a long run: heap and RSS sampled every tenth of it while the sessions chat.
+      const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0)
+      const samples: Array<string> = []
+      const sample = (at: number) => {
+        const m = process.memoryUsage()
+        samples.push(`  ${String(at).padStart(5)} s   heap ${mib(m.heapUsed).padStart(5)} MiB   rss ${mib(m.rss).padStart(5)} MiB`)
+      }
+      const every = Math.max(1, Math.round(s.soakSeconds / 10))
+      const sampler = yield* Effect.forkScoped(Effect.forEach(
+        Array.from({ length: 10 }, (_, i) => (i + 1) * every),
+        (at) => Effect.delay(Effect.sync(() => sample(at)), `${every} seconds`),
+        { discard: true }
+      ))
+      sample(0)
+      const soak = yield* load(s.soakSessions, 0, s.soakSeconds * 1000, chatter(s.soakSessions))
+      yield* Fiber.interrupt(sampler)
+      yield* Effect.log([`— soak: ${s.soakSessions} sessions for ${s.soakSeconds} s —`, format("Tessera chat turn (HTTP)", soak), ...samples].join("\n"))
     }
   }).pipe(Effect.provide(node), Effect.scoped)
 }).pipe(

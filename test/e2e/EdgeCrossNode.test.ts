@@ -2,7 +2,8 @@
  * The edge on two `tessera runner` processes sharing one Postgres, one NATS and one Redis: a
  * WebSocket client on one runner receives the answers of runs that execute on the other (events
  * cross through JetStream; no sticky routing), and a tenant's rate limit is exact across both
- * runners (the buckets live in Redis).
+ * runners (the buckets live in Redis); a client on one runner receives the streamed tokens of
+ * answers generated on the other (NATS core), then the final message.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { TenantId } from "@tessera/domain/Ids"
@@ -94,5 +95,62 @@ describe("edge across two runners", () => {
       )
       assert.strictEqual(statuses.filter((s) => s === 200).length, 5, JSON.stringify(statuses))
       assert.strictEqual(statuses.filter((s) => s === 429).length, 7, JSON.stringify(statuses))
+    }).pipe(Effect.provide(TestLayers), Effect.scoped), { timeout: 120_000 })
+
+  it.live("a client on one runner receives the streamed tokens of answers generated on the other, then the final message", () =>
+    Effect.gen(function*() {
+      const { url } = yield* TestDatabase.TestDatabaseUrl
+      const [r1, r2] = yield* Effect.all([spawnRunner("t1", url), spawnRunner("t2", url)], { concurrency: "unbounded" })
+      const tenantId = TenantId.make("crosstokens")
+      yield* (yield* TenantEntity.client)(tenantId).Provision({ name: "Cross tokens", plan: "pro" })
+      const key = Redacted.value((yield* ApiKeys.create(tenantId, "ws", ["read", "write"])).plainKey)
+      const post = (path: string, body: unknown) =>
+        Effect.promise(() =>
+          fetch(`${r1!.base}${path}`, { method: "POST", headers: { authorization: `Bearer ${key}`, "content-type": "application/json" }, body: JSON.stringify(body) })
+            .then(async (r) => ({ status: r.status, body: await r.json() as Record<string, unknown> }))
+        )
+      const doc = yield* post("/v1/knowledge/documents", {
+        sourceKey: "shipping",
+        title: "Shipping",
+        format: "text",
+        content: "Standard shipping takes 3 to 5 business days within the EU. Express shipping delivers the next business day."
+      })
+      assert.strictEqual(doc.status, 201, JSON.stringify(doc.body))
+
+      const client = yield* WsClient.connect(`${r1!.base.replace("http", "ws")}/v1/realtime`, { authorization: `Bearer ${key}` })
+      const sends = 8
+      const runIds: Array<string> = []
+      yield* Effect.gen(function*() {
+        for (let i = 0; i < sends; i++) {
+          const session = yield* post("/v1/sessions", { user_id: `u${i}` })
+          assert.strictEqual(session.status, 201, JSON.stringify(session.body))
+          yield* client.send({ type: "subscribe", id: `s${i}`, session_id: session.body.id })
+          yield* client.waitFor((f) => f.ref === `s${i}`)
+          yield* client.send({ type: "send", id: `c${i}`, message: "How long does standard shipping take?", user_id: `u${i}`, session_id: session.body.id })
+          runIds.push(String((yield* client.waitFor((f) => f.type === "ack" && f.ref === `c${i}`)).run_id))
+        }
+        for (const runId of runIds) yield* client.waitFor((f) => f.type === "message" && f.run_id === runId)
+      }).pipe(
+        Effect.timeoutFail({ duration: "60 seconds", onTimeout: () => "no answer within 60 s" }),
+        Effect.tapError(() =>
+          Effect.sync(() =>
+            console.error(`frames: ${JSON.stringify(client.frames)}\nt1:\n${r1!.output().slice(-4000)}\nt2:\n${r2!.output().slice(-4000)}`)
+          )
+        )
+      )
+
+      for (const runId of runIds) {
+        const final = client.frames.find((f) => f.type === "message" && f.run_id === runId)!
+        const answer = String((final.answer as Record<string, unknown>).answer)
+        assert.include(answer, "3 to 5 business days")
+        const tokens = client.frames.filter((f) => f.type === "token" && f.run_id === runId)
+        assert.deepStrictEqual(tokens.map((f) => f.seq), tokens.map((_, i) => i), runId)
+        assert.strictEqual(tokens.map((f) => f.delta).join(""), answer, runId)
+        assert.isTrue(client.frames.indexOf(tokens[tokens.length - 1]!) < client.frames.indexOf(final), runId)
+      }
+      // Some of the answers were generated on t2 and streamed to t1's client.
+      const db = yield* Database
+      const rows = yield* db.tenant(tenantId)(db.sql<{ runner: string | null }>`SELECT runner FROM agent_runs WHERE tenant_id = ${tenantId}`)
+      assert.isTrue(rows.some((row) => row.runner === r2!.address), JSON.stringify(rows))
     }).pipe(Effect.provide(TestLayers), Effect.scoped), { timeout: 120_000 })
 })

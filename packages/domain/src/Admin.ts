@@ -1,7 +1,7 @@
 /**
  * The admin contracts of the HTTP edge: API keys (create, list, revoke, rotate with an overlap
  * window), users and their roles, usage, the audit log and the tenant's workflow overlays. All of
- * them need the `admin` scope.
+ * them need the `admin` scope. An overlay can be checked without being stored (`validate`).
  */
 import * as Schema from "effect/Schema"
 import { ApiKey, Scope } from "./ApiKey.js"
@@ -88,4 +88,18 @@ export class UploadWorkflow extends Schema.Class<UploadWorkflow>("UploadWorkflow
   /** The name diagnostics cite (default `overlay.yaml`). */
   file: Schema.optionalWith(Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9_.-]{1,100}$/)), { default: () => "overlay.yaml" }),
   source: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(256_000))
+}) {}
+
+/** One problem of a checked workflow: where it is (1-based line and column), the field (e.g. `steps[2].next`) and what is wrong. */
+export class WorkflowDiagnostic extends Schema.Class<WorkflowDiagnostic>("WorkflowDiagnostic")({
+  line: Schema.Int,
+  column: Schema.Int,
+  field: Schema.String,
+  message: Schema.String
+}) {}
+
+/** The answer of `POST /v1/admin/workflows/validate`: whether the overlay would be accepted, and why not. */
+export class WorkflowValidation extends Schema.Class<WorkflowValidation>("WorkflowValidation")({
+  valid: Schema.Boolean,
+  diagnostics: Schema.Array(WorkflowDiagnostic)
 }) {}

@@ -20,7 +20,8 @@ import {
   UploadWorkflow,
   UsageWindow,
   User,
-  WorkflowSummary
+  WorkflowSummary,
+  WorkflowValidation
 } from "./Admin.js"
 import { ApiKey } from "./ApiKey.js"
 import * as ApiErrors from "./ApiErrors.js"
@@ -28,11 +29,13 @@ import { Authentication } from "./Authentication.js"
 import { Jwks, PasswordGrant, TokenResponse } from "./AuthToken.js"
 import { ChatAccepted, ChatRequest, ChatResponse } from "./Chat.js"
 import { Channel } from "./ChatMessage.js"
-import { ApiKeyId, RunId, SessionId, UserId } from "./Ids.js"
+import { ApiKeyId, RunId, SessionId, TenantId, UserId } from "./Ids.js"
 import { Document, DocumentInput, SearchHit, SearchQuery } from "./Knowledge.js"
+import { CreateTenant, OperatorAuthentication, TenantCreated, TenantPage } from "./Operator.js"
 import { Plan } from "./Plan.js"
 import { Principal } from "./Principal.js"
 import { Run } from "./Run.js"
+import { FeedbackRequest, RunFeedback } from "./RunFeedback.js"
 import { HistoryPage, Session } from "./Session.js"
 import { Tenant } from "./Tenant.js"
 
@@ -130,6 +133,13 @@ export class RunsGroup extends HttpApiGroup.make("runs")
       .addSuccess(Schema.String.pipe(HttpApiSchema.withEncoding({ kind: "Text", contentType: "text/event-stream" })))
       .annotate(OpenApi.Description, "Server-Sent Events: the run's steps as they finish, then its final answer.")
   )
+  .add(
+    HttpApiEndpoint.post("feedback", "/v1/runs/:id/feedback")
+      .setPath(runPath)
+      .setPayload(FeedbackRequest)
+      .addSuccess(RunFeedback)
+      .annotate(OpenApi.Description, "Rates the run's answer (+1 / -1, optional comment); a second rating replaces the first. The router learns from it.")
+  )
   .addError(ApiErrors.BadRequest)
   .addError(ApiErrors.Forbidden)
   .addError(ApiErrors.NotFound)
@@ -189,6 +199,12 @@ export class AdminGroup extends HttpApiGroup.make("admin")
       .annotate(OpenApi.Description, "Validates and stores a tenant overlay; 400 `workflow_invalid` lists file:line:column diagnostics.")
   )
   .add(
+    HttpApiEndpoint.post("validateWorkflow", "/v1/admin/workflows/validate")
+      .setPayload(UploadWorkflow)
+      .addSuccess(WorkflowValidation)
+      .annotate(OpenApi.Description, "Checks an overlay as the upload would, storing nothing: `valid` and positioned diagnostics.")
+  )
+  .add(
     HttpApiEndpoint.del("removeWorkflow", "/v1/admin/workflows/:name")
       .setPath(Schema.Struct({ name: Schema.String.pipe(Schema.pattern(/^[a-z][a-z0-9_]{0,63}$/)) }))
       .addSuccess(HttpApiSchema.NoContent)
@@ -200,6 +216,28 @@ export class AdminGroup extends HttpApiGroup.make("admin")
   .middleware(Authentication)
 {}
 
+export class OperatorGroup extends HttpApiGroup.make("operator")
+  .add(
+    HttpApiEndpoint.post("createTenant", "/v1/operator/tenants")
+      .setPayload(CreateTenant)
+      .addSuccess(TenantCreated, { status: 201 })
+      .annotate(OpenApi.Description, "Provisions a tenant and its first `owner` API key (shown once); 409 `tenant_exists` for a taken id.")
+  )
+  .add(
+    HttpApiEndpoint.get("listTenants", "/v1/operator/tenants")
+      .setUrlParams(Schema.Struct({
+        after: Schema.optional(TenantId),
+        limit: Schema.optionalWith(Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, 500)), { default: () => 50 })
+      }))
+      .addSuccess(TenantPage)
+  )
+  .addError(ApiErrors.BadRequest)
+  .addError(ApiErrors.Conflict)
+  .middleware(OperatorAuthentication)
+  .annotate(OpenApi.Title, "Operator")
+  .annotate(OpenApi.Description, "The platform operator's API (Authorization: Bearer <TESSERA_OPERATOR_TOKEN>); 404 where no token is configured.")
+{}
+
 export class TesseraApi extends HttpApi.make("tessera")
   .add(AuthGroup)
   .add(MeGroup)
@@ -208,6 +246,7 @@ export class TesseraApi extends HttpApi.make("tessera")
   .add(RunsGroup)
   .add(KnowledgeGroup)
   .add(AdminGroup)
+  .add(OperatorGroup)
   .addError(ApiErrors.PayloadTooLarge)
   .addError(ApiErrors.TooManyRequests)
   .addError(ApiErrors.Internal)

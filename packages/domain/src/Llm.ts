@@ -37,6 +37,17 @@ export class Usage extends Schema.Class<Usage>("Usage")({
   reported: Schema.Boolean
 }) {}
 
+/**
+ * Where a generation's text deltas go while it runs: the session whose clients follow the run
+ * (`TokenStream`), the run and its step. Deltas are ephemeral; the response is the answer.
+ */
+export const StreamTarget = Schema.Struct({
+  sessionId: Schema.String,
+  runId: Schema.String,
+  stepId: Schema.String
+})
+export type StreamTarget = typeof StreamTarget.Type
+
 export class GenerateRequest extends Schema.Class<GenerateRequest>("GenerateRequest")({
   tenantId: Schema.String,
   tier: TierChoice,
@@ -52,7 +63,9 @@ export class GenerateRequest extends Schema.Class<GenerateRequest>("GenerateRequ
   /** Free-form run context (e.g. the flow: order, lead, complaint) for templated local replies. */
   context: Schema.optionalWith(Schema.Record({ key: Schema.String, value: Schema.Unknown }), { default: () => ({}) }),
   /** Built from run id + step id: the same key is never billed twice. */
-  idempotencyKey: Schema.optional(Schema.String)
+  idempotencyKey: Schema.optional(Schema.String),
+  /** Publish the answer's text deltas to this target as they are generated. */
+  stream: Schema.optional(StreamTarget)
 }) {}
 
 export class GenerateResponse extends Schema.Class<GenerateResponse>("GenerateResponse")({

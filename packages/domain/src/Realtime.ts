@@ -72,11 +72,18 @@ export class StepFrame extends Schema.Class<StepFrame>("StepFrame")({
   detail: Schema.Unknown
 }) {}
 
-/** Streamed model output of a run (intermediate; consecutive deltas of a run may be coalesced). */
+/**
+ * Streamed model output of a run's `llm` step (intermediate). `seq` numbers the deltas of one
+ * answer from 0: a frame with `seq` 0 starts the step's answer anew (a retried or escalated
+ * attempt), a gap in `seq` means frames were dropped. Consecutive deltas of a step may be
+ * coalesced into one frame, which keeps the `seq` of its first delta.
+ */
 export class TokenFrame extends Schema.Class<TokenFrame>("TokenFrame")({
   type: Schema.tag("token"),
   id: FrameId,
   run_id: RunId,
+  step_id: Schema.String,
+  seq: Schema.NonNegativeInt,
   delta: Schema.String
 }) {}
 

@@ -109,6 +109,17 @@ export const resolve = (plainKey: string): Effect.Effect<Resolved | undefined, S
     }))
     : Effect.succeed(undefined)
 
+/** The tenant's key with this id while it is live (not revoked, not expired); undefined otherwise. */
+export const resolveId = (tenantId: TenantId, id: string): Effect.Effect<Resolved | undefined, SqlError, Database> =>
+  Effect.flatMap(Database, (db) =>
+    db.tenant(tenantId)(db.sql<{ scopes: ReadonlyArray<string>; expires_at: Date | null }>`
+      SELECT scopes, expires_at FROM api_keys WHERE tenant_id = ${tenantId} AND id = ${id}
+        AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())`)
+  ).pipe(Effect.map((rows) => {
+    const row = rows[0]
+    return row === undefined ? undefined : { tenantId, id, scopes: row.scopes, expiresAt: row.expires_at }
+  }))
+
 export const list = (tenantId: TenantId): Effect.Effect<ReadonlyArray<ApiKey>, SqlError | StorageError, Database> =>
   Effect.flatMap(Database, (db) =>
     db.tenant(tenantId)(db.sql<KeyRow>`SELECT * FROM api_keys WHERE tenant_id = ${tenantId} ORDER BY created_at, id`)

@@ -9,7 +9,8 @@
  * bounded number of times. Answers may be cached per tenant (key: tenant, provider, model, hash
  * of the request) for a TTL. Tier `auto`: the router's tier first; an answer that fails (not
  * answered, invalid output, provider error) escalates one tier, and the outcome goes back to
- * the router.
+ * the router with the request's idempotency key (a run's `<run id>:<journal step id>`), through
+ * which the run's later validation and feedback reach the decision.
  *
  * Assemblies: `layerLocal` (every tier on the built-in local model, no configuration) and
  * `layer` (from the environment, see `Settings`; needs `Database` for tenant overrides).
@@ -52,10 +53,12 @@ import * as LlmCache from "./LlmCache.js"
 import { type GenerateError, LlmGateway, type StreamPart } from "./LlmGateway.js"
 import * as LlmProvider from "./LlmProvider.js"
 import * as LlmRoutes from "./LlmRoutes.js"
+import * as LlmTokens from "./LlmTokens.js"
 import * as LocalModel from "./LocalModel.js"
 import * as OpenAiProvider from "./OpenAiProvider.js"
 import * as Router from "./Router.js"
 import { type Decision, RouterPort } from "./RouterPort.js"
+import { TokenStream } from "./TokenStream.js"
 
 export interface Options {
   /** The routes of every tenant without an override. */
@@ -78,6 +81,8 @@ export interface Options {
   /** Repairs of invalid structured output after the first answer. */
   readonly maxRepairs: number
   readonly router?: RouterPort["Type"]
+  /** Where the text of requests with a stream target goes (`LlmTokens`); not published when absent. */
+  readonly tokens?: TokenStream["Type"]
 }
 
 export const defaults: Omit<Options, "providers"> = {
@@ -233,7 +238,7 @@ export const make = (options: Options): Effect.Effect<LlmGateway["Type"]> =>
           const maxOutputTokens = yield* budgetFor(request, inputTokens + outputTokens)
           const completion = yield* remote(
             provider,
-            provider.complete({ model: route.model, messages, maxOutputTokens, temperature: request.temperature, json: request.outputSchema !== undefined })
+            LlmTokens.complete(options.tokens, request, provider, { model: route.model, messages, maxOutputTokens, temperature: request.temperature, json: request.outputSchema !== undefined })
           )
           yield* called(provider.name, "ok")
           const usage = completion.usage ?? {
@@ -381,7 +386,16 @@ export const make = (options: Options): Effect.Effect<LlmGateway["Type"]> =>
           const up = nextTier[tier]
           if (passed || up === undefined || (Either.isLeft(result) && result.left._tag === "TokenBudgetExceeded")) {
             if (decided !== undefined && options.router !== undefined) {
-              yield* options.router.record({ tenantId: request.tenantId, decided, tier, passed: firstPassed, answered: passed, repairs: 0, costUsd })
+              yield* options.router.record({
+                tenantId: request.tenantId,
+                ...(request.idempotencyKey === undefined ? {} : { key: request.idempotencyKey }),
+                decided,
+                tier,
+                passed: firstPassed,
+                answered: passed,
+                repairs: 0,
+                costUsd
+              })
             }
             if (Either.isLeft(result)) return yield* Effect.fail(result.left)
             // Escalations are paid for too: the answer carries the whole bill.
@@ -545,10 +559,15 @@ export const make = (options: Options): Effect.Effect<LlmGateway["Type"]> =>
         return new ClassifyResponse({ ...verdict.value, tier, usage: answer.usage, costUsd: answer.costUsd })
       })
 
-    return { generate, stream, classify }
+    return { generate: LlmTokens.publishingWhole(options.tokens, generate), stream, classify }
   })
 
-export const layerLocal: Layer.Layer<LlmGateway> = Layer.succeed(LlmGateway, LlmGateway.of(LocalModel.gateway))
+/** Every tier on the local model; it publishes streamed answers when the context has a `TokenStream`. */
+export const layerLocal: Layer.Layer<LlmGateway> = Layer.effect(
+  LlmGateway,
+  Effect.map(Effect.serviceOption(TokenStream), (tokens) =>
+    LlmGateway.of({ ...LocalModel.gateway, generate: LlmTokens.publishingWhole(Option.getOrUndefined(tokens), LocalModel.gateway.generate) }))
+)
 
 /** A tenant's route overrides from `llm_tenant_routes`, kept for `ttl` (an unreadable row is logged and skipped). */
 export const tenantRoutesFrom = (ttl: Duration.DurationInput) =>
@@ -624,6 +643,7 @@ export const fromConfig: Effect.Effect<
   const openai = yield* OpenAiProvider.make({ baseUrl: config.openAiBaseUrl, apiKey: nonEmpty(config.openAiKey) })
   const anthropic = yield* AnthropicProvider.make({ baseUrl: Option.getOrUndefined(config.anthropicBaseUrl), apiKey: nonEmpty(config.anthropicKey) })
   const router = yield* Effect.serviceOption(RouterPort)
+  const tokens = yield* Effect.serviceOption(TokenStream)
   return yield* make({
     routes: { SLM_A: config.SLM_A, SLM_B: config.SLM_B, LLM: config.LLM },
     providers: new Map([[openai.name, openai], [anthropic.name, anthropic]]),
@@ -636,7 +656,8 @@ export const fromConfig: Effect.Effect<
     timeout: config.timeout,
     breaker: { failureThreshold: config.breakerFailures, resetAfter: config.breakerReset },
     maxRepairs: config.maxRepairs,
-    ...(Option.isSome(router) ? { router: router.value } : {})
+    ...(Option.isSome(router) ? { router: router.value } : {}),
+    ...(Option.isSome(tokens) ? { tokens: tokens.value } : {})
   })
 })
 

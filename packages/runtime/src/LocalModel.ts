@@ -306,12 +306,15 @@ const withinBudget = (request: GenerateRequest) =>
       : Effect.succeed(response)
   })
 
+/** An answer as the local model streams it: word-sized deltas, each word with the whitespace after it. */
+export const deltasOf = (text: string): ReadonlyArray<string> => text.split(/(?<=\s)/).filter((delta) => delta.length > 0)
+
 /** The gateway with every tier on the local model. */
 export const gateway: LlmGateway["Type"] = {
   generate: withinBudget,
   stream: (request) =>
     Stream.unwrap(Effect.map(withinBudget(request), (response) => {
-      const deltas = response.text.split(/(?<=\s)/).map((text): StreamPart => ({ _tag: "Delta", text }))
+      const deltas = deltasOf(response.text).map((text): StreamPart => ({ _tag: "Delta", text }))
       return Stream.fromIterable<StreamPart>([...deltas, { _tag: "Done", response }])
     })),
   classify: (request) => Effect.sync(() => classify(request))

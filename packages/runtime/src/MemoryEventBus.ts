@@ -2,7 +2,10 @@
  * The in-process `EventBus`: one append-only log, deduplicated by `event_id` within a window,
  * with durable consumers that keep their position (and their unacknowledged deliveries) while
  * the process lives. Time is Effect's clock, so tests drive redelivery with `TestClock`.
- * The log is never trimmed: this adapter is for tests and single-node development.
+ * The log keeps what some consumer still needs: events every consumer has seen and acknowledged
+ * are dropped, and past `maxEntries` the oldest go whatever the consumers (JetStream's limits
+ * with discard-old), so a long-running development node holds a bounded log. A consumer created
+ * later starts at the oldest event kept. The layer also provides the in-process `TokenStream`.
  */
 import type { EventEnvelope } from "@tessera/domain/Event"
 import * as Clock from "effect/Clock"
@@ -12,6 +15,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
 import * as Stream from "effect/Stream"
 import {
   defaultPrefix,
@@ -24,12 +28,18 @@ import {
   subjectOf,
   type SubscribeOptions
 } from "./EventBus.js"
+import { subscriberCapacity, type TokenDelta, TokenStream } from "./TokenStream.js"
 
 export interface Options {
   readonly prefix?: string
   /** How long a published `event_id` is remembered for deduplication (default 2 minutes). */
   readonly duplicateWindow?: Duration.DurationInput
+  /** Events kept at most, needed or not (default 100,000). */
+  readonly maxEntries?: number
 }
+
+/** Publications between two looks at what can be dropped. */
+const trimEvery = 1024
 
 interface Entry {
   readonly seq: number
@@ -46,7 +56,7 @@ interface Consumer {
   readonly key: string
   readonly filters: ReadonlyArray<string>
   readonly ackWaitMs: number
-  /** Index in the log of the next event this consumer has not seen. */
+  /** Sequence number of the last event this consumer has seen (0: none). */
   cursor: number
   /** Delivered and not yet acknowledged, by seq. */
   readonly pending: Map<number, Pending>
@@ -56,7 +66,11 @@ export const make = (options?: Options): Effect.Effect<EventBus["Type"]> =>
   Effect.sync(() => {
     const prefix = options?.prefix ?? defaultPrefix
     const windowMs = Duration.toMillis(options?.duplicateWindow ?? Duration.minutes(2))
+    const maxEntries = options?.maxEntries ?? 100_000
     const log: Array<Entry> = []
+    /** Events dropped from the head of the log: `log[i]` has seq `dropped + i + 1`. */
+    let dropped = 0
+    let published = 0
     const seen = new Map<string, number>()
     const consumers = new Map<string, Consumer>()
     const waiters = new Set<Deferred.Deferred<void>>()
@@ -78,9 +92,28 @@ export const make = (options?: Options): Effect.Effect<EventBus["Type"]> =>
         }
         if (seen.has(envelope.event_id)) return
         seen.set(envelope.event_id, now)
-        log.push({ seq: log.length + 1, subject, envelope })
+        log.push({ seq: dropped + log.length + 1, subject, envelope })
+        if (++published % trimEvery === 0 || log.length > maxEntries) trim()
         wake()
       })
+
+    /** Drops the events no consumer needs any more, and the oldest past `maxEntries`. */
+    const trim = () => {
+      let keepFrom = dropped + log.length + 1
+      for (const consumer of consumers.values()) {
+        keepFrom = Math.min(keepFrom, consumer.cursor + 1)
+        for (const seq of consumer.pending.keys()) keepFrom = Math.min(keepFrom, seq)
+      }
+      keepFrom = Math.max(keepFrom, dropped + log.length + 1 - maxEntries)
+      const drop = keepFrom - 1 - dropped
+      if (drop <= 0) return
+      log.splice(0, drop)
+      dropped += drop
+      for (const consumer of consumers.values()) {
+        if (consumer.cursor < dropped) consumer.cursor = dropped
+        for (const seq of consumer.pending.keys()) if (seq <= dropped) consumer.pending.delete(seq)
+      }
+    }
 
     const consumerFor = (options: SubscribeOptions) =>
       Effect.flatMap(filtersOf(prefix, options), (filters) => {
@@ -95,7 +128,7 @@ export const make = (options?: Options): Effect.Effect<EventBus["Type"]> =>
             })
           )
         }
-        const consumer: Consumer = { key, filters, ackWaitMs, cursor: 0, pending: new Map() }
+        const consumer: Consumer = { key, filters, ackWaitMs, cursor: dropped, pending: new Map() }
         consumers.set(options.durable, consumer)
         return Effect.succeed(consumer)
       })
@@ -110,10 +143,10 @@ export const make = (options?: Options): Effect.Effect<EventBus["Type"]> =>
         const pending = consumer.pending.get(due)!
         pending.count += 1
         pending.deadline = now + consumer.ackWaitMs
-        return delivery(consumer, log[due - 1]!, pending.count)
+        return delivery(consumer, log[due - 1 - dropped]!, pending.count)
       }
-      while (consumer.cursor < log.length) {
-        const entry = log[consumer.cursor]!
+      while (consumer.cursor < dropped + log.length) {
+        const entry = log[consumer.cursor - dropped]!
         consumer.cursor += 1
         if (consumer.filters.some((filter) => subjectMatches(filter, entry.subject))) {
           consumer.pending.set(entry.seq, { deadline: now + consumer.ackWaitMs, count: 1 })
@@ -196,7 +229,19 @@ export const make = (options?: Options): Effect.Effect<EventBus["Type"]> =>
     return { prefix, publish, subscribe, fetch }
   })
 
-/** An empty in-process bus with the default prefix and a 2-minute duplicate window. */
-export const layer: Layer.Layer<EventBus> = Layer.effect(EventBus, make())
+/**
+ * The in-process token channel: a sliding hub, so a publisher never waits and a subscriber
+ * that falls behind by `subscriberCapacity` deltas loses the oldest.
+ */
+export const makeTokens: Effect.Effect<TokenStream["Type"]> = Effect.map(
+  PubSub.sliding<TokenDelta>(subscriberCapacity),
+  (hub) => ({ publish: (delta) => Effect.asVoid(PubSub.publish(hub, delta)), subscribe: Stream.fromPubSub(hub) })
+)
 
-export const layerWith = (options: Options): Layer.Layer<EventBus> => Layer.effect(EventBus, make(options))
+const tokens: Layer.Layer<TokenStream> = Layer.effect(TokenStream, makeTokens)
+
+/** An empty in-process bus with the default prefix and a 2-minute duplicate window, and its token channel. */
+export const layer: Layer.Layer<EventBus | TokenStream> = Layer.merge(Layer.effect(EventBus, make()), tokens)
+
+export const layerWith = (options: Options): Layer.Layer<EventBus | TokenStream> =>
+  Layer.merge(Layer.effect(EventBus, make(options)), tokens)

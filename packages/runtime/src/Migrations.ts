@@ -10,6 +10,7 @@ import tools from "./migrations/0003_tools.js"
 import workflows from "./migrations/0004_workflows.js"
 import edge from "./migrations/0005_edge.js"
 import llm from "./migrations/0006_llm.js"
+import routerFeedback from "./migrations/0007_router_feedback.js"
 
 const migrations = {
   "0001_core": core,
@@ -17,7 +18,8 @@ const migrations = {
   "0003_tools": tools,
   "0004_workflows": workflows,
   "0005_edge": edge,
-  "0006_llm": llm
+  "0006_llm": llm,
+  "0007_router_feedback": routerFeedback
 }
 
 export const loader: Migrator.Loader = Migrator.fromRecord(migrations)

@@ -7,11 +7,17 @@
  * JetStream before 2.10 allows one filter subject per consumer, so a consumer with several
  * subjects is one durable JetStream consumer per subject (named `<durable>-<hash of filter>`),
  * merged; a consumer with one subject is the JetStream consumer `<durable>`.
+ *
+ * The same connection carries the `TokenStream`: NATS core publish/subscribe on subjects outside
+ * the stream, so tokens are never stored. A delta is written into the client's buffer without
+ * waiting for the server; one that cannot be (connection closed, reconnect buffer full) is
+ * dropped. A subscriber holds at most `subscriberCapacity` deltas and loses the oldest beyond.
  */
 import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import type { ConfigError } from "effect/ConfigError"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -20,6 +26,7 @@ import * as Layer from "effect/Layer"
 import * as Mailbox from "effect/Mailbox"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
+import * as Queue from "effect/Queue"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
@@ -48,6 +55,8 @@ import {
   subjectOf,
   type SubscribeOptions
 } from "./EventBus.js"
+import * as Tokens from "./TokenStream.js"
+import { TokenStream } from "./TokenStream.js"
 
 export interface Options {
   /** Comma-separated server URLs, e.g. `nats://127.0.0.1:4222`. */
@@ -95,7 +104,13 @@ const streamNameOf = (prefix: string) => prefix.toUpperCase().replace(/[^A-Z0-9_
 const consumerNameOf = (durable: string, filters: ReadonlyArray<string>, filter: string) =>
   filters.length === 1 ? durable : `${durable}-${createHash("sha256").update(filter).digest("hex").slice(0, 12)}`
 
-export const make = (options: Options): Effect.Effect<EventBus["Type"], EventBusError, Scope.Scope> =>
+/** The event bus and the token channel on one connection. */
+export interface Services {
+  readonly bus: EventBus["Type"]
+  readonly tokens: TokenStream["Type"]
+}
+
+export const make = (options: Options): Effect.Effect<Services, EventBusError, Scope.Scope> =>
   Effect.gen(function*() {
     const prefix = options.prefix ?? defaultPrefix
     const stream = options.stream ?? streamNameOf(prefix)
@@ -309,14 +324,51 @@ export const make = (options: Options): Effect.Effect<EventBus["Type"], EventBus
           return out
         })
     }
-    return service
+    const tokens: TokenStream["Type"] = {
+      publish: (delta) =>
+        Effect.suspend(() => {
+          const subject = Tokens.subjectOf(prefix, delta)
+          if (subject === undefined) return Effect.logWarning("token delta with an invalid tenant or session id; dropped")
+          try {
+            nc.publish(subject, Tokens.encode(delta))
+            return Effect.void
+          } catch (error) {
+            return Effect.logDebug(`token delta not sent: ${reasonOf(error)}`)
+          }
+        }).pipe(Effect.annotateLogs({ tenant_id: delta.tenantId, run_id: delta.runId })),
+      subscribe: Stream.unwrapScoped(Effect.gen(function*() {
+        const queue = yield* Effect.acquireRelease(Queue.sliding<Tokens.TokenDelta>(Tokens.subscriberCapacity), Queue.shutdown)
+        yield* Effect.acquireRelease(
+          Effect.try({
+            try: () =>
+              nc.subscribe(Tokens.allSubjects(prefix), {
+                callback: (error, msg) => {
+                  if (error !== null) return
+                  const delta = Tokens.decode(decoder.decode(msg.data))
+                  if (Option.isSome(delta)) queue.unsafeOffer(delta.value)
+                }
+              }),
+            catch: fail("subscribe")
+          }),
+          (subscription) => Effect.sync(() => subscription.unsubscribe())
+        )
+        // The server has the subscription once the connection is flushed.
+        yield* Effect.tryPromise({ try: () => nc.flush(), catch: fail("subscribe") })
+        return Stream.fromQueue(queue)
+      }))
+    }
+    return { bus: service, tokens }
   })
 
-/** A connected JetStream bus; the stream is ensured on start and the connection drained on close. */
-export const layer = (options: Options): Layer.Layer<EventBus, EventBusError> => Layer.scoped(EventBus, make(options))
+/**
+ * A connected JetStream bus and its token channel; the stream is ensured on start and the
+ * connection drained on close.
+ */
+export const layer = (options: Options): Layer.Layer<EventBus | TokenStream, EventBusError> =>
+  Layer.scopedContext(Effect.map(make(options), ({ bus, tokens }) => Context.make(EventBus, bus).pipe(Context.add(TokenStream, tokens))))
 
 /** `NATS_URL` (required), `NATS_STREAM_PREFIX` (default "tessera"). */
-export const layerConfig: Layer.Layer<EventBus, EventBusError | ConfigError> = Layer.unwrapEffect(
+export const layerConfig: Layer.Layer<EventBus | TokenStream, EventBusError | ConfigError> = Layer.unwrapEffect(
   Effect.gen(function*() {
     const servers = yield* Config.redacted("NATS_URL")
     const prefix = yield* Config.string("NATS_STREAM_PREFIX").pipe(Config.withDefault(defaultPrefix))

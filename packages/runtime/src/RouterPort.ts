@@ -1,6 +1,8 @@
 /**
- * The router as the gateway sees it: a decision for a request with tier `auto`, and the outcome
- * of the tier that served it (the bandit learns from outcomes). `Router.ts` implements it.
+ * The router as the gateway and the workflow executor see it: a decision for a request with tier
+ * `auto`, the outcome of the tier that served it, and the later verdicts on that answer (a
+ * `validate` step's, with its repairs); the bandit learns from all of them. `Router.ts`
+ * implements it.
  */
 import type { RouterDecision, Tier } from "@tessera/domain/Llm"
 import * as Context from "effect/Context"
@@ -25,6 +27,11 @@ export interface Decision {
 
 export interface Outcome {
   readonly tenantId: string
+  /**
+   * The gateway request's idempotency key, `<run id>:<journal step id>` for a run's step: later
+   * verdicts on the run (`observe`, feedback) reach the decision through it.
+   */
+  readonly key?: string
   readonly decided: Decision
   /** The tier that served the request (after any escalation). */
   readonly tier: Tier
@@ -34,11 +41,19 @@ export interface Outcome {
   readonly answered: boolean
   readonly repairs: number
   readonly costUsd: number
-  /** Explicit feedback: +1 / -1, when a user gave it. */
-  readonly feedback?: number
+}
+
+/** A `validate` step's verdict on the run's latest routed answer. */
+export interface Verdict {
+  readonly tenantId: string
+  readonly runId: string
+  readonly passed: boolean
+  /** Repairs the step has asked for so far. */
+  readonly repairs: number
 }
 
 export class RouterPort extends Context.Tag("@tessera/runtime/RouterPort")<RouterPort, {
   readonly decide: (request: RouteRequest) => Effect.Effect<Decision>
   readonly record: (outcome: Outcome) => Effect.Effect<void>
+  readonly observe: (verdict: Verdict) => Effect.Effect<void>
 }>() {}

@@ -45,6 +45,7 @@ import { JournalWriter } from "./JournalWriter.js"
 import type { RunRow, StepRow } from "./internal/rows.js"
 import { LlmGateway } from "./LlmGateway.js"
 import * as RetryPolicy from "./RetryPolicy.js"
+import { RouterPort } from "./RouterPort.js"
 import * as RunJournal from "./RunJournal.js"
 import { ToolRegistry } from "./ToolRegistry.js"
 import type * as WorkflowPlan from "./WorkflowPlan.js"
@@ -376,7 +377,8 @@ export const execute = (
                 ...(kind.maxOutputTokens === undefined ? {} : { maxOutputTokens: kind.maxOutputTokens }),
                 ...(budget === undefined ? {} : { tokenBudget: budget }),
                 context: { ...context, workflow: path.join(" > ") },
-                idempotencyKey: `${run.id}:${journalId}`
+                idempotencyKey: `${run.id}:${journalId}`,
+                ...(run.session_id === null ? {} : { stream: { sessionId: run.session_id, runId: run.id, stepId: journalId } })
               })
             ).pipe(
               Effect.mapError((e) =>
@@ -469,6 +471,8 @@ export const execute = (
             const fingerprint = JSON.stringify(value)
             const failures = results.filter((r) => !r.passed).map((r) => `${r.gate}: ${r.detail}`)
             const output = { passed, failures, gates: results, repairs: visit - 1, value }
+            const router = yield* Effect.serviceOption(RouterPort)
+            if (Option.isSome(router)) yield* router.value.observe({ tenantId: run.tenant_id, runId: run.id, passed, repairs: visit - 1 })
             if (passed) return ok(output, step.next)
             const base = journalId.replace(/#\d+$/, "")
             const history = rejected.get(base) ?? []

@@ -68,6 +68,8 @@ export class WorkflowRegistry extends Context.Tag("@tessera/runtime/WorkflowRegi
    * workflow it names (replacing an earlier one); this node serves it at once.
    */
   readonly putOverlay: (tenantId: string, source: WorkflowLoader.Source) => Effect.Effect<Workflow, WorkflowInvalid | SqlError>
+  /** The check `putOverlay` makes, storing nothing: the overlay's workflow, or every problem found. */
+  readonly checkOverlay: (source: WorkflowLoader.Source) => Effect.Effect<Workflow, WorkflowInvalid>
   /** Deletes the tenant's overlay of a workflow; false when it had none. */
   readonly removeOverlay: (tenantId: string, name: string) => Effect.Effect<boolean, SqlError>
   /** The tenant's stored overlays. */
@@ -216,16 +218,22 @@ export const make = (
       }))
     })
 
-    const putOverlay = (tenantId: string, source: WorkflowLoader.Source): Effect.Effect<Workflow, WorkflowInvalid | SqlError> =>
-      Effect.gen(function*() {
+    const checkOverlay = (source: WorkflowLoader.Source): Effect.Effect<Workflow, WorkflowInvalid> =>
+      Effect.suspend(() => {
         const loaded = check(source)
         const [workflow] = loaded.workflows.values()
         if (loaded.diagnostics.length > 0 || workflow === undefined || loaded.workflows.size !== 1) {
           const diagnostics: ReadonlyArray<Diagnostic> = loaded.diagnostics.length > 0
             ? loaded.diagnostics
             : [WorkflowLoader.diagnosticAt(source, [], "an overlay file holds exactly one workflow")]
-          return yield* new WorkflowInvalid({ diagnostics })
+          return Effect.fail(new WorkflowInvalid({ diagnostics }))
         }
+        return Effect.succeed(workflow)
+      })
+
+    const putOverlay = (tenantId: string, source: WorkflowLoader.Source): Effect.Effect<Workflow, WorkflowInvalid | SqlError> =>
+      Effect.gen(function*() {
+        const workflow = yield* checkOverlay(source)
         yield* writer.withPermits(1)(Effect.gen(function*() {
           const [row] = yield* db.tenant(tenantId)(
             sql<{ updated_at: Date }>`
@@ -256,7 +264,7 @@ export const make = (
         sql<OverlayRow>`SELECT tenant_id, name, source, updated_at FROM workflow_overlays WHERE tenant_id = ${tenantId} ORDER BY name`
       ).pipe(Effect.map((rows) => rows.map((r) => ({ name: r.name, source: r.source, updatedAt: r.updated_at }))))
 
-    return WorkflowRegistry.of({ get, list, triggers: () => triggerList, putOverlay, removeOverlay, overlays, refresh })
+    return WorkflowRegistry.of({ get, list, triggers: () => triggerList, putOverlay, checkOverlay, removeOverlay, overlays, refresh })
   })
 
 export const layer = (

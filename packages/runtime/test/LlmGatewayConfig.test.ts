@@ -49,6 +49,7 @@ describe("LlmGatewayLive.layer", () => {
         assert.include(["local", "openai"], auto.provider)
         const router = yield* Effect.provide(Router.Router, context)
         assert.strictEqual((yield* router.state("plain")).decisions, 1)
+        yield* router.flush
         const saved = yield* db.tenant("plain")(db.sql<{ name: string }>`SELECT name FROM router_state`)
         assert.deepStrictEqual(saved.map((r) => r.name), ["policy"])
       }))

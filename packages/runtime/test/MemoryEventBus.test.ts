@@ -26,6 +26,38 @@ const event = (eventId: string, tenantId = "tenant_a", eventType: EventType = "a
 const ids = (deliveries: ReadonlyArray<{ readonly envelope: EventEnvelope }>) => deliveries.map((d) => d.envelope.event_id)
 
 describe("MemoryEventBus", () => {
+  it.effect("the log keeps what a consumer still needs and drops what every consumer acknowledged", () =>
+    Effect.gen(function*() {
+      const bus = yield* EventBus
+      const options = { durable: "all", subjects: ["agent.run.*"], ackWait: "10 seconds" } as const
+      yield* bus.fetch({ ...options, max: 1, expires: 0 })
+      // 2,048 events (two trimming rounds); the consumer acknowledges all but the third.
+      for (let i = 1; i <= 2048; i++) yield* bus.publish(event(`e${i}`))
+      const all = yield* bus.fetch({ ...options, max: 5000, expires: 0 })
+      assert.strictEqual(all.length, 2048)
+      yield* Effect.forEach(all.filter((d) => d.envelope.event_id !== "e3"), (d) => d.ack)
+      for (let i = 2049; i <= 3072; i++) yield* bus.publish(event(`e${i}`))
+
+      // A consumer created now starts at the oldest event kept: e3, still unacknowledged.
+      const late = yield* bus.fetch({ durable: "late", subjects: ["agent.run.*"], max: 5000, expires: 0 })
+      assert.deepStrictEqual(ids(late.slice(0, 2)), ["e3", "e4"])
+      assert.strictEqual(late.length, 3070)
+      // And e3 comes back to the first consumer when its ack wait passes.
+      yield* TestClock.adjust("10 seconds")
+      const again = yield* bus.fetch({ ...options, max: 1, expires: 0 })
+      assert.deepStrictEqual(ids(again), ["e3"])
+    }).pipe(Effect.provide(MemoryEventBus.layer)))
+
+  it.effect("past maxEntries the oldest events go, whatever the consumers", () =>
+    Effect.gen(function*() {
+      const bus = yield* EventBus
+      const options = { durable: "slow", subjects: ["agent.run.*"], max: 100, expires: 0 } as const
+      yield* bus.fetch({ ...options, max: 0 })
+      for (let i = 1; i <= 25; i++) yield* bus.publish(event(`e${i}`))
+      const kept = yield* bus.fetch(options)
+      assert.deepStrictEqual(ids(kept), Array.from({ length: 10 }, (_, i) => `e${16 + i}`))
+    }).pipe(Effect.provide(MemoryEventBus.layerWith({ maxEntries: 10 }))))
+
   it.effect("drops a republished event_id within the duplicate window, not after it", () =>
     Effect.gen(function*() {
       const bus = yield* EventBus

@@ -13,7 +13,16 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import type { Sharding } from "@effect/cluster/Sharding"
 import type { ConfigError } from "effect/ConfigError"
-import { ApiKeyCreated, AuditEntry, type Role, UsageWindow, User, WorkflowSummary } from "@tessera/domain/Admin"
+import {
+  ApiKeyCreated,
+  AuditEntry,
+  type Role,
+  UsageWindow,
+  User,
+  WorkflowDiagnostic,
+  WorkflowSummary,
+  WorkflowValidation
+} from "@tessera/domain/Admin"
 import * as ApiErrors from "@tessera/domain/ApiErrors"
 import { TesseraApi } from "@tessera/domain/Api"
 import { Jwks, TokenResponse } from "@tessera/domain/AuthToken"
@@ -22,6 +31,7 @@ import { type RunId, SessionId } from "@tessera/domain/Ids"
 import { CurrentPrincipal, Principal } from "@tessera/domain/Principal"
 import { unfinished } from "@tessera/domain/Run"
 import * as ApiKeys from "@tessera/runtime/ApiKeys"
+import * as RunFeedback from "@tessera/runtime/RunFeedback"
 import { Database } from "@tessera/runtime/Database"
 import type { EventBus } from "@tessera/runtime/EventBus"
 import { KnowledgeStore } from "@tessera/runtime/KnowledgeStore"
@@ -49,6 +59,7 @@ import * as Health from "./Health.js"
 import * as HttpEdge from "./HttpEdge.js"
 import { Jwt } from "./Jwt.js"
 import * as Metrics from "./Metrics.js"
+import * as Operator from "./Operator.js"
 import * as Passwords from "./Passwords.js"
 import * as Rbac from "./Rbac.js"
 import * as Realtime from "./Realtime.js"
@@ -190,16 +201,22 @@ const runEvents = (tessera: TesseraClient, principal: Principal, runId: RunId) =
 const RunsLive = HttpApiBuilder.group(TesseraApi, "runs", (handlers) =>
   Effect.gen(function*() {
     const tessera = yield* TesseraClient
+    const db = yield* Database
     return handlers
       .handle("get", ({ path }) =>
         Effect.flatMap(Rbac.requireScope("read"), (principal) => tessera.run(principal.tenantId, path.id).Status()).pipe(apiErrors))
       .handle("cancel", ({ path, payload }) =>
         Effect.flatMap(
           Rbac.requireScope("write"),
-          (principal) => tessera.run(principal.tenantId, path.id).Cancel({ reason: payload.reason })
+          (principal) => tessera.run(principal.tenantId, path.id).Cancel(payload.reason)
         ).pipe(apiErrors))
       .handle("events", ({ path }) =>
         Effect.flatMap(Rbac.requireScope("read"), (principal) => runEvents(tessera, principal, path.id)).pipe(apiErrors))
+      .handle("feedback", ({ path, payload }) =>
+        Effect.flatMap(Rbac.requireScope("write"), (principal) => RunFeedback.save(principal.tenantId, path.id, payload)).pipe(
+          Effect.provideService(Database, db),
+          apiErrors
+        ))
   }))
 
 const KnowledgeLive = HttpApiBuilder.group(TesseraApi, "knowledge", (handlers) =>
@@ -393,6 +410,17 @@ const AdminLive = HttpApiBuilder.group(TesseraApi, "admin", (handlers) =>
           const entry = registry.list(principal.tenantId).find((e) => e.name === workflow.name)
           return new WorkflowSummary({ name: workflow.name, triggers: entry?.triggers ?? [], overlay: true })
         }).pipe(Effect.provideService(Database, db)))
+      .handle("validateWorkflow", ({ payload }) =>
+        Effect.flatMap(admin, () => registry.checkOverlay({ file: payload.file, text: payload.source })).pipe(
+          Effect.as(new WorkflowValidation({ valid: true, diagnostics: [] })),
+          Effect.catchTag("WorkflowInvalid", (e) =>
+            Effect.succeed(
+              new WorkflowValidation({
+                valid: false,
+                diagnostics: e.diagnostics.map((d) => new WorkflowDiagnostic({ line: d.line, column: d.column, field: d.path, message: d.message }))
+              })
+            ))
+        ))
       .handle("removeWorkflow", ({ path }) =>
         Effect.gen(function*() {
           const principal = yield* admin
@@ -449,8 +477,8 @@ export const layer = Layer.mergeAll(
 ).pipe(
   Layer.provideMerge(
     HttpApiBuilder.api(TesseraApi).pipe(
-      Layer.provide([AuthLive, MeLive, ChatLive, SessionsLive, RunsLive, KnowledgeLive, AdminLive]),
-      Layer.provide(Auth.layer)
+      Layer.provide([AuthLive, MeLive, ChatLive, SessionsLive, RunsLive, KnowledgeLive, AdminLive, Operator.handlers]),
+      Layer.provide([Auth.layer, Operator.authentication])
     )
   )
 )
@@ -464,21 +492,32 @@ export const services = Layer.mergeAll(Chat.Default, Idempotency.Default, Realti
   Layer.provideMerge(TesseraClient.Default)
 )
 
-/** The API served by `server`. */
-export const serveOn = <E, R>(
-  server: Layer.Layer<HttpServer.HttpServer | HttpRouter.HttpRouter.DefaultServices, E, R>
+/** The API served by `server`; the operator token is `TESSERA_OPERATOR_TOKEN` unless `operatorToken` gives it. */
+export const serveOn = <E, R, RO = never>(
+  server: Layer.Layer<HttpServer.HttpServer | HttpRouter.HttpRouter.DefaultServices, E, R>,
+  operatorToken: Layer.Layer<Operator.OperatorToken, ConfigError, RO> = Operator.layerConfig
 ): Layer.Layer<
   never,
   ConfigError | RateLimiter.RateLimiterError | E,
-  SqlClient.SqlClient | Database | Sharding | KnowledgeStore | EventBus | WorkflowRegistry | R
+  SqlClient.SqlClient | Database | Sharding | KnowledgeStore | EventBus | WorkflowRegistry | R | RO
 > =>
   HttpApiBuilder.serve().pipe(
     Layer.provide(layer),
     Layer.provide(services),
     HttpServer.withLogAddress,
-    Layer.provide(server)
+    // The server listens once the operator token's layer (in development: the demo tenant and
+    // its knowledge) is built: a request that reached the socket before its handler would wait
+    // for an answer that never comes.
+    Layer.provide(Layer.provideMerge(server, operatorToken))
   )
 
 /** The HTTP server of a node on `port` (`host`, default 0.0.0.0). */
-export const serve = (options: { readonly port: number; readonly host?: string }) =>
-  serveOn(NodeHttpServer.layer(createServer, { port: options.port, host: options.host ?? "0.0.0.0" }))
+export const serve = <RO = never>(options: {
+  readonly port: number
+  readonly host?: string
+  readonly operatorToken?: Layer.Layer<Operator.OperatorToken, ConfigError, RO>
+}) =>
+  serveOn(
+    NodeHttpServer.layer(createServer, { port: options.port, host: options.host ?? "0.0.0.0" }),
+    options.operatorToken ?? Operator.layerConfig
+  )

@@ -11,7 +11,7 @@ import { redact } from "./Pii.js"
 import * as RequestContext from "./RequestContext.js"
 
 export const record = (
-  principal: Principal,
+  principal: Pick<Principal, "tenantId" | "subject">,
   action: string,
   resource: string,
   details: Record<string, unknown> = {}

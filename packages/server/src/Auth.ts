@@ -7,6 +7,10 @@
  *
  * A node keeps live API keys it has seen for `API_KEY_CACHE_TTL` (default 5 seconds): a key
  * revoked or rotated through this node stops working here at once, on other nodes within the TTL.
+ * An access token exchanged for an API key carries the key's id and lives only as long as the key:
+ * it is checked against the same cache on every request, so once the key is revoked, expired or
+ * rotated past its overlap the token is refused (401 `credential_revoked`), here at once, on other
+ * nodes within the TTL. A user's token (no key behind it) lives until its expiry.
  *
  * A request is authenticated once: the result is kept in its RequestContext, so the idempotency
  * layer and the route may both ask.
@@ -66,6 +70,11 @@ export const credentialOf = (headers: Readonly<Record<string, string | undefined
   return fromQuery === null || fromQuery === undefined || fromQuery === "" ? undefined : fromQuery
 }
 
+interface CachedKey {
+  readonly key: ApiKeys.Resolved
+  readonly at: number
+}
+
 export class Authenticator extends Effect.Service<Authenticator>()("@tessera/server/Authenticator", {
   effect: Effect.gen(function*() {
     const db = yield* Database
@@ -73,31 +82,59 @@ export class Authenticator extends Effect.Service<Authenticator>()("@tessera/ser
     const limiter = yield* RateLimiter
     const limitsCache = new Map<string, { readonly limits: PlanLimits; readonly at: number }>()
 
-    const keyCache = new Map<string, { readonly key: ApiKeys.Resolved; readonly at: number }>()
+    /** Live keys this node has seen, by the hash of the plain key and by id. */
+    const keyCache = new Map<string, CachedKey>()
+    const keyCacheById = new Map<string, CachedKey>()
     const keyCacheTtlMs = Duration.toMillis(yield* Config.duration("API_KEY_CACHE_TTL").pipe(
       Config.withDefault(Duration.seconds(5)),
       Effect.orDie
     ))
 
-    /** A live key, from this node's short cache when it was seen less than the TTL ago and has not expired since. */
+    /** A cached key seen less than the TTL ago that has not expired since. */
+    const fresh = (cached: CachedKey | undefined, now: number): ApiKeys.Resolved | undefined =>
+      cached !== undefined && now - cached.at < keyCacheTtlMs && (cached.key.expiresAt === null || cached.key.expiresAt.getTime() > now)
+        ? cached.key
+        : undefined
+
+    /** Caches a key found live at `now`, or forgets it when it was not found. */
+    const remember = (key: ApiKeys.Resolved | undefined, now: number, hash?: string) => {
+      if (key === undefined) {
+        if (hash !== undefined) keyCache.delete(hash)
+        return
+      }
+      const entry = { key, at: now }
+      if (hash !== undefined) keyCache.set(hash, entry)
+      keyCacheById.set(key.id, entry)
+    }
+
+    /** A live key, from this node's short cache while fresh, from Postgres otherwise. */
     const resolveKey = (credential: string) =>
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
         const hash = ApiKeys.hash(credential)
-        const cached = keyCache.get(hash)
-        if (cached !== undefined && now - cached.at < keyCacheTtlMs && (cached.key.expiresAt === null || cached.key.expiresAt.getTime() > now)) {
-          return cached.key
-        }
+        const cached = fresh(keyCache.get(hash), now)
+        if (cached !== undefined) return cached
         const key = yield* ApiKeys.resolve(credential).pipe(Effect.provideService(Database, db))
-        if (key === undefined) keyCache.delete(hash)
-        else keyCache.set(hash, { key, at: now })
+        remember(key, now, hash)
         return key
+      })
+
+    /** Whether the tenant's key with this id is live, through the same cache. */
+    const keyIsLive = (tenantId: TenantId, keyId: string) =>
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        if (fresh(keyCacheById.get(keyId), now) !== undefined) return true
+        const key = yield* ApiKeys.resolveId(tenantId, keyId).pipe(Effect.provideService(Database, db))
+        if (key === undefined) keyCacheById.delete(keyId)
+        else remember(key, now)
+        return key !== undefined
       })
 
     /** Forgets a key this node may have cached (after a revocation or rotation here). */
     const forgetKey = (keyId: string) =>
       Effect.sync(() => {
         for (const [hash, entry] of keyCache) if (entry.key.id === keyId) keyCache.delete(hash)
+        keyCacheById.delete(keyId)
       })
 
     const principalOf = (credential: string): Effect.Effect<Principal, Unauthorized | Unavailable> => {
@@ -118,6 +155,12 @@ export class Authenticator extends Effect.Service<Authenticator>()("@tessera/ser
         )
       }
       return jwt.verify(credential).pipe(
+        Effect.tap((principal) =>
+          principal.keyId === null ? Effect.void : Effect.flatMap(keyIsLive(principal.tenantId, principal.keyId), (live) =>
+            live
+              ? Effect.void
+              : Effect.fail(unauthorized("credential_revoked", "the API key this access token was issued for is revoked or expired")))
+        ),
         Effect.catchTags({
           InvalidToken: (e) => Effect.fail(unauthorized("invalid_token", e.message)),
           SqlError: (e) => Effect.fail(unavailable(e))

@@ -6,7 +6,7 @@
  * - the body limit (`HTTP_MAX_BODY_BYTES`, default 1 MiB): a larger body is refused with 413
  *   before it is read further; a JSON body that does not parse is refused with 400 and the
  *   offset of the fault, one with a NUL character in a string with 400 and the field;
- * - `Idempotency-Key` on POSTs (see Idempotency);
+ * - `Idempotency-Key` on POSTs (see Idempotency), except the operator API's;
  * - one error shape, `{ code, message, details, request_id }`, for every failure: a schema
  *   violation names the field, an unknown route is 404, a defect is 500 with no internals;
  * - `RateLimit-*` headers, `Retry-After` on 429, `WWW-Authenticate` on 401;
@@ -155,7 +155,8 @@ export const make = Effect.gen(function*() {
     body: string
   ): Effect.Effect<HttpServerResponse.HttpServerResponse, ApiErrors.ApiError, HttpServerRequest.HttpServerRequest> => {
     const key = request.headers["idempotency-key"]
-    if (request.method !== "POST" || key === undefined) return app
+    // The operator API has no tenant to keep responses under; a retried tenant creation is 409 instead.
+    if (request.method !== "POST" || key === undefined || request.url.startsWith("/v1/operator/")) return app
     return Effect.gen(function*() {
       if (!validKey(key)) {
         return yield* new ApiErrors.BadRequest({

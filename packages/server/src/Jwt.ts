@@ -2,7 +2,8 @@
  * Access tokens: RS256 JWTs (jose), `JWT_TTL` long (default 1 hour), issued by
  * `POST /v1/auth/token` and verified on every request. Only RS256 is accepted, so `alg: none`
  * and HS256 signed with the public key are refused; so are a wrong issuer (`JWT_ISSUER`) or
- * audience (`JWT_AUDIENCE`), an expired token and one not valid yet.
+ * audience (`JWT_AUDIENCE`), an expired token and one not valid yet. A token exchanged for an API
+ * key names the key in its `key` claim (the Authenticator refuses it once the key is not live).
  *
  * Signing keys live in `signing_keys`, shared by every node: the newest signs; after
  * `JWT_KEY_ROTATION` (default 24 hours) a node makes a new one and retires the old, which stays

@@ -5,7 +5,7 @@
  * - `dev`: one node on the embedded defaults. Postgres is `DATABASE_URL` when set, otherwise
  *   the embedded server in `.tessera/pg`; events go to NATS when `NATS_URL` is set, otherwise to
  *   the in-process bus. Provisions the demo tenant before it opens HTTP, so /readyz implies
- *   `.tessera/demo.json`.
+ *   `.tessera/demo.json` (with a generated operator token unless `TESSERA_OPERATOR_TOKEN` is set).
  * - `runner`: a cluster node for production: `DATABASE_URL` is required, `NATS_URL` selects
  *   JetStream, `RUNNER_HOST`/`RUNNER_PORT` address it in the cluster.
  */
@@ -36,15 +36,19 @@ import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import type { ConfigError } from "effect/ConfigError"
 import * as Demo from "./Demo.js"
 import * as DemoKnowledge from "./DemoKnowledge.js"
 import * as Api from "./Api.js"
+import * as Operator from "./Operator.js"
 import * as Pii from "./Pii.js"
 
 const port = Config.port("PORT").pipe(Config.withDefault(8080))
 
-/** The HTTP API (with /healthz, /readyz, /metrics, /openapi.json, /docs) on `PORT`. */
-const httpServer = Layer.unwrapEffect(Effect.map(port, (port) => Api.serve({ port })))
+/** The HTTP API (with /healthz, /readyz, /metrics, /openapi.json, /docs) on `PORT`, with `operatorToken`'s operator token. */
+const httpServer = <R>(operatorToken: Layer.Layer<Operator.OperatorToken, ConfigError, R>) =>
+  Layer.unwrapEffect(Effect.map(port, (port) => Api.serve({ port, operatorToken })))
 
 /** NATS when `NATS_URL` is set, the in-process bus otherwise. */
 const eventBus = Layer.unwrapEffect(
@@ -79,13 +83,13 @@ const workflows = Layer.mergeAll(
   WorkflowRegistry.plans.pipe(Layer.provideMerge(WorkflowRegistry.layerConfig), Layer.provide(NodeContext.layer))
 )
 
-/** What every node runs on top of its database and sharding; HTTP opens once `before` is done. */
-const node = <E, R>(before: Layer.Layer<never, E, R>) =>
+/** What every node runs on top of its database and sharding; HTTP opens once `before` has given the operator token. */
+const node = <R>(before: Layer.Layer<Operator.OperatorToken, ConfigError, R>) =>
   Layer.mergeAll(
     Entities.layer,
     OutboxRelay.layer(),
     IngestionWorker.layer(),
-    httpServer.pipe(Layer.provide(before))
+    httpServer(before)
   ).pipe(
     Layer.provide(workflows),
     Layer.provideMerge(knowledge),
@@ -99,10 +103,14 @@ const database = Layer.unwrapEffect(
     Option.isSome(url) ? Database.layerConfig : EmbeddedPostgres.layerPgClient)
 )
 
-const demo: Layer.Layer<never, never, Demo.Requirements | KnowledgeStore.KnowledgeStore> = Layer.effectDiscard(
+/** The demo tenant and its knowledge; the operator token is `TESSERA_OPERATOR_TOKEN`, else the demo's generated one. */
+const demo: Layer.Layer<Operator.OperatorToken, never, Demo.Requirements | KnowledgeStore.KnowledgeStore> = Layer.effect(
+  Operator.OperatorToken,
   Effect.gen(function*() {
-    yield* Demo.provision({ dir: ".tessera", baseUrl: `http://localhost:${yield* port}` })
+    const configured = yield* Operator.tokenConfig
+    const file = yield* Demo.provision({ dir: ".tessera", baseUrl: `http://localhost:${yield* port}`, operatorToken: configured })
     yield* DemoKnowledge.load(Demo.tenantId)
+    return Option.orElse(configured, () => Option.map(Option.fromNullable(file.operatorToken), Redacted.make))
   }).pipe(Effect.orDie)
 )
 
@@ -113,7 +121,7 @@ export const dev = node(demo).pipe(
   Layer.provide(NodeContext.layer)
 )
 
-export const runner = node(Layer.empty).pipe(
+export const runner = node(Operator.layerConfig).pipe(
   Layer.provide(ClusterRunner.layerSocketConfig),
   Layer.provideMerge(Database.Database.Default),
   Layer.provideMerge(Database.layerConfig)

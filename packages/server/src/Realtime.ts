@@ -6,8 +6,10 @@
  * Backpressure: each connection has a send queue of at most `WS_SEND_QUEUE` frames (default
  * 256) in front of its socket, and the writer stops while the socket holds more than
  * `WS_HIGH_WATER_BYTES` (default 1 MiB) unsent. When the queue is full an intermediate frame
- * (step, token) is coalesced with the previous token of its run or the oldest intermediate
- * frame is dropped (`ws_backpressure_drops`); final frames are never dropped. A connection whose
+ * (step, token) is coalesced with the previous token of its run step (unless it starts the
+ * step's answer anew, `seq` 0) or the oldest intermediate frame is dropped
+ * (`ws_backpressure_drops`); final frames are never dropped. A run's tokens stop at its final
+ * message: a token that arrives after it is not sent. A connection whose
  * queue stays over its bound (finals alone) for `WS_OVER_BOUND_GRACE` (default 5 seconds) is
  * closed with code 4008.
  *
@@ -37,7 +39,7 @@ import { Authenticator, credentialOf } from "./Auth.js"
 import { Chat } from "./Chat.js"
 import { wsActiveConnections, wsBackpressureDrops, wsClosedOverBound } from "./Metrics.js"
 import type { HubEvent } from "./RealtimeHub.js"
-import { RealtimeHub } from "./RealtimeHub.js"
+import { RealtimeHub, recentSet } from "./RealtimeHub.js"
 import { syntaxErrorOffset } from "./internal/json.js"
 
 export interface Settings {
@@ -56,8 +58,8 @@ export const settingsConfig: Config.Config<Settings> = Config.all({
 
 interface Outgoing {
   readonly final: boolean
-  /** For coalescing tokens: the run of a token frame. */
-  readonly tokenRun: string | undefined
+  /** For coalescing tokens: the run and step of a token frame. */
+  readonly tokenOf: string | undefined
   frame: Realtime.ServerFrame
 }
 
@@ -69,20 +71,20 @@ export const makeSendQueue = (bound: number) => {
   const items: Array<Outgoing> = []
   const push = (frame: Realtime.ServerFrame): number => {
     const final = frame.type !== "step" && frame.type !== "token"
-    const tokenRun = frame.type === "token" ? frame.run_id : undefined
+    const tokenOf = frame.type === "token" ? `${frame.run_id}/${frame.step_id}` : undefined
     if (final || items.length < bound) {
-      items.push({ final, tokenRun, frame })
+      items.push({ final, tokenOf, frame })
       return 0
     }
     const last = items[items.length - 1]
-    if (frame.type === "token" && last !== undefined && last.tokenRun === frame.run_id && last.frame.type === "token") {
+    if (frame.type === "token" && frame.seq > 0 && last !== undefined && last.tokenOf === tokenOf && last.frame.type === "token") {
       last.frame = new Realtime.TokenFrame({ ...last.frame, delta: last.frame.delta + frame.delta })
       return 1
     }
     const oldest = items.findIndex((item) => !item.final)
     if (oldest < 0) return 1
     items.splice(oldest, 1)
-    items.push({ final, tokenRun, frame })
+    items.push({ final, tokenOf, frame })
     return 1
   }
   const shift = (): Realtime.ServerFrame | undefined => items.shift()?.frame
@@ -119,6 +121,8 @@ export const handler = Effect.gen(function*() {
       const runs = new Set<string>()
       const sessions = new Set<string>()
       const runSessions = new Map<string, string | null>()
+      /** Runs whose final this connection has sent: their late tokens are not. */
+      const finished = recentSet(1000)
 
       const closeSlow = write(new Socket.CloseEvent(Realtime.CloseCode.slowConsumer, "send queue over its bound: the consumer is too slow")).pipe(
         Effect.zipRight(Metric.increment(wsClosedOverBound)),
@@ -177,7 +181,7 @@ export const handler = Effect.gen(function*() {
           if (event.tenantId !== principal.tenantId) return false
           if (runs.has(event.runId)) return true
           if (sessions.size === 0) return false
-          const session = event._tag === "Final" ? event.sessionId : yield* sessionOf(event.runId)
+          const session = event._tag === "Progress" ? yield* sessionOf(event.runId) : event.sessionId
           return session !== null && sessions.has(session)
         })
 
@@ -187,6 +191,13 @@ export const handler = Effect.gen(function*() {
           if (event._tag === "Progress") {
             return yield* send(new Realtime.StepFrame({ id: nextId(), run_id: RunId.make(event.runId), event: event.event, detail: event.detail }))
           }
+          if (event._tag === "Token") {
+            if (finished.has(event.runId)) return
+            return yield* send(
+              new Realtime.TokenFrame({ id: nextId(), run_id: RunId.make(event.runId), step_id: event.stepId, seq: event.seq, delta: event.text })
+            )
+          }
+          finished.add(event.runId)
           const answer = yield* Schema.decodeUnknown(Realtime.MessageFrame.fields.answer)(event.answer)
           yield* send(
             new Realtime.MessageFrame({

@@ -6,6 +6,10 @@
  * the same row; the first insert wins) and numbered there, so a client that reconnects resumes
  * from its last final frame id. Events older than the hub (a new consumer replays the stream)
  * are acknowledged and skipped.
+ *
+ * Streamed tokens come from the `TokenStream` (every tenant's, ephemeral, NATS core across
+ * nodes) when the node has one. A run's tokens that reach the hub after its final event are
+ * dropped, so no client sees a token of a run after that run's final message.
  */
 import type { EventEnvelope } from "@tessera/domain/Event"
 import { ChatResponse } from "@tessera/domain/Chat"
@@ -13,11 +17,13 @@ import { RunId, SessionId, TenantId } from "@tessera/domain/Ids"
 import type { RunStatus } from "@tessera/domain/Run"
 import { Database } from "@tessera/runtime/Database"
 import { EventBus } from "@tessera/runtime/EventBus"
+import { TokenStream } from "@tessera/runtime/TokenStream"
 import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
@@ -43,7 +49,32 @@ export interface Progress {
   readonly detail: unknown
 }
 
-export type HubEvent = Final | Progress
+export interface Token {
+  readonly _tag: "Token"
+  readonly tenantId: string
+  readonly sessionId: string
+  readonly runId: string
+  readonly stepId: string
+  readonly seq: number
+  readonly text: string
+}
+
+export type HubEvent = Final | Progress | Token
+
+/** A set that remembers only its `bound` most recent members. */
+export const recentSet = (bound: number) => {
+  const members = new Set<string>()
+  return {
+    add: (member: string) => {
+      members.add(member)
+      for (const oldest of members) {
+        if (members.size <= bound) break
+        members.delete(oldest)
+      }
+    },
+    has: (member: string) => members.has(member)
+  }
+}
 
 interface FinalRow {
   readonly seq: string
@@ -70,6 +101,8 @@ export class RealtimeHub extends Effect.Service<RealtimeHub>()("@tessera/server/
     const nodeId = yield* nodeIdConfig.pipe(Effect.orDie)
     const hub = yield* PubSub.unbounded<HubEvent>()
     const startedAt = (yield* Clock.currentTimeMillis) - 5_000
+    /** The last 10,000 runs whose final event this hub has published (tenant/run). */
+    const finished = recentSet(10_000)
 
     /** The final frame of a run, persisted once (whichever node gets there first). */
     const persistFinal = (tenantId: TenantId, runId: string) =>
@@ -91,6 +124,7 @@ export class RealtimeHub extends Effect.Service<RealtimeHub>()("@tessera/server/
         if (finalTypes.has(envelope.event_type)) {
           const row = yield* persistFinal(tenantId, envelope.run_id)
           if (row === undefined) return
+          finished.add(`${tenantId}/${row.run_id}`)
           yield* PubSub.publish(hub, {
             _tag: "Final",
             tenantId,
@@ -123,6 +157,28 @@ export class RealtimeHub extends Effect.Service<RealtimeHub>()("@tessera/server/
       Effect.retry(Schedule.spaced("1 second")),
       Effect.forkScoped
     )
+
+    const tokens = yield* Effect.serviceOption(TokenStream)
+    if (Option.isSome(tokens)) {
+      yield* tokens.value.subscribe.pipe(
+        Stream.runForEach((delta) =>
+          finished.has(`${delta.tenantId}/${delta.runId}`)
+            ? Effect.void
+            : PubSub.publish(hub, {
+              _tag: "Token",
+              tenantId: delta.tenantId,
+              sessionId: delta.sessionId,
+              runId: delta.runId,
+              stepId: delta.stepId,
+              seq: delta.seq,
+              text: delta.text
+            })
+        ),
+        Effect.tapErrorCause((cause) => Effect.logWarning("token feed interrupted; resubscribing", cause)),
+        Effect.retry(Schedule.spaced("1 second")),
+        Effect.forkScoped
+      )
+    }
 
     /** The finals of a session after `afterSeq`, oldest first. */
     const finalsSince = (tenantId: TenantId, sessionId: string, afterSeq: number) =>

@@ -2,7 +2,8 @@
  * Access tokens. Through HTTP: an API key is exchanged for an RS256 JWT that authenticates, its
  * key is published at /.well-known/jwks.json, and every forged or stale variant is refused with
  * 401 — `alg: none`, HS256 signed with the public key, a wrong issuer or audience, an expired
- * token, one not valid yet, an unknown key id. On simulated time: key rotation keeps the tokens
+ * token, one not valid yet, an unknown key id; a key's token once the key is revoked or rotated
+ * past its overlap (a user's token is unaffected). On simulated time: key rotation keeps the tokens
  * of the old key valid until they expire, then the old key leaves the JWKS.
  */
 import { assert, layer } from "@effect/vitest"
@@ -112,6 +113,52 @@ layer(EdgeNode.layer(), { timeout: 120_000, excludeTestServices: true })("Jwt ov
       const attempts = yield* Effect.forEach(Array.from({ length: 10 }), () => login("vera@example.com", "guess guess guess"))
       assert.isTrue(attempts.some((r) => r.status === 429))
       assert.strictEqual(attempts.filter((r) => r.status === 401).length, 8)
+    }))
+
+  it.effect("a key's token is refused at once when the key is revoked or rotated past its overlap; a user's token is not", () =>
+    Effect.gen(function*() {
+      const owner = yield* tenant("sigma")
+      const exchange = (key: string) => Effect.map(http("POST", "/v1/auth/token", { key }), (reply) => String(reply.body.access_token))
+      const revokedCode = (reply: EdgeNode.Reply) => {
+        assert.strictEqual(reply.status, 401, reply.text)
+        assert.strictEqual(reply.body.code, "credential_revoked", reply.text)
+      }
+      const worker = yield* http("POST", "/v1/admin/api-keys", { key: owner.key, body: { name: "worker", scopes: ["read", "write"] } })
+      assert.strictEqual(worker.status, 201, worker.text)
+      const workerId = String((worker.body.key as { id: string }).id)
+      const workerToken = yield* exchange(String(worker.body.api_key))
+      assert.strictEqual(Jose.decodeJwt(workerToken).key, workerId)
+      assert.strictEqual((yield* http("GET", "/v1/auth/whoami", { key: workerToken })).status, 200)
+
+      assert.strictEqual((yield* http("POST", `/v1/admin/api-keys/${workerId}/revoke`, { key: owner.key })).status, 200)
+      revokedCode(yield* http("GET", "/v1/auth/whoami", { key: workerToken }))
+      revokedCode(yield* http("GET", "/v1/admin/api-keys", { key: workerToken }))
+
+      // Rotation: the old key's token lives through the overlap and is refused once it is over.
+      const rotating = yield* http("POST", "/v1/admin/api-keys", { key: owner.key, body: { name: "rotating", scopes: ["read"] } })
+      const rotatingId = String((rotating.body.key as { id: string }).id)
+      const rotatingToken = yield* exchange(String(rotating.body.api_key))
+      const overlapped = yield* http("POST", `/v1/admin/api-keys/${rotatingId}/rotate`, { key: owner.key, body: { overlap_seconds: 3600 } })
+      assert.strictEqual(overlapped.status, 201, overlapped.text)
+      assert.strictEqual((yield* http("GET", "/v1/auth/whoami", { key: rotatingToken })).status, 200)
+      // Rotating it again with no overlap ends the old key now.
+      const ended = yield* http("POST", `/v1/admin/api-keys/${rotatingId}/rotate`, { key: owner.key, body: { overlap_seconds: 0 } })
+      assert.strictEqual(ended.status, 201, ended.text)
+      revokedCode(yield* http("GET", "/v1/auth/whoami", { key: rotatingToken }))
+
+      // A user's token has no key behind it: revoking keys leaves it working.
+      const created = yield* http("POST", "/v1/admin/users", {
+        key: owner.key,
+        body: { id: "u_sam", email: "sam@example.com", role: "agent", password: "a long enough password" }
+      })
+      assert.strictEqual(created.status, 201, created.text)
+      const login = yield* http("POST", "/v1/auth/password", { body: { tenant_id: "sigma", email: "sam@example.com", password: "a long enough password" } })
+      const userToken = String(login.body.access_token)
+      assert.isNull(Jose.decodeJwt(userToken).key)
+      assert.strictEqual((yield* http("POST", `/v1/admin/api-keys/${owner.keyId}/revoke`, { key: owner.key })).status, 200)
+      const me = yield* http("GET", "/v1/auth/whoami", { key: userToken })
+      assert.strictEqual(me.status, 200, me.text)
+      assert.strictEqual(me.body.subject, "user:u_sam")
     }))
 })
 

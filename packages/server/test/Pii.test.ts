@@ -50,7 +50,7 @@ describe("redacting logger", () => {
 describe("send queue", () => {
   const run = RunId.make("run_1")
   const step = (i: number) => new Realtime.StepFrame({ id: `i_${i}`, run_id: run, event: "tool.call.succeeded", detail: i })
-  const token = (delta: string) => new Realtime.TokenFrame({ id: `t_${delta}`, run_id: run, delta })
+  const token = (delta: string) => new Realtime.TokenFrame({ id: `t_${delta}`, run_id: run, step_id: "answer", seq: 1, delta })
 
   it("past its bound it drops the oldest intermediate frame, coalesces tokens and keeps every final", () => {
     const queue = makeSendQueue(3)
