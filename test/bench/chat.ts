@@ -21,7 +21,8 @@
  * Environment: `BENCH_SECONDS` (default 10), `BENCH_WARMUP_SECONDS` (default 2),
  * `BENCH_CONCURRENCY` (default 16,64,256), `BENCH_TENANTS` (default 32), `BENCH_POOL_SIZE`
  * (default 20); `BENCH_SOAK_SECONDS` (default 0: none) then chats `BENCH_SOAK_SESSIONS` (64)
- * sessions for that long and prints heap and RSS every tenth of it.
+ * sessions for that long and prints heap and RSS every tenth of it (the live heap after a full
+ * collection when node runs with `--expose-gc`).
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
@@ -240,7 +241,10 @@ const program = Effect.gen(function*() {
       // Memory over a long run: heap and RSS sampled every tenth of it while the sessions chat.
       const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0)
       const samples: Array<string> = []
+      // With `node --expose-gc` the heap is sampled after a full collection: what is still alive.
+      const collect = (globalThis as { readonly gc?: () => void }).gc
       const sample = (at: number) => {
+        collect?.()
         const m = process.memoryUsage()
         samples.push(`  ${String(at).padStart(5)} s   heap ${mib(m.heapUsed).padStart(5)} MiB   rss ${mib(m.rss).padStart(5)} MiB`)
       }
