@@ -3,6 +3,7 @@
  * annotations): e-mail addresses, card numbers (13–19 digits that
  * pass the Luhn check, spaces or dashes allowed) and phone numbers (8–15 digits, optionally with
  * `+`, spaces, dots, dashes or parentheses) are replaced by `[email]`, `[card]` and `[phone]`.
+ * Digits that are part of a word (an id such as `key_18da384886194a33`) are left alone.
  */
 import * as HashMap from "effect/HashMap"
 import * as Effect from "effect/Effect"
@@ -12,7 +13,8 @@ import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 
 const email = /[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}/g
-const digitRun = /\+?\d[\d\s().-]{6,}\d/g
+/** A run of digits standing on its own: digits inside an identifier (`key_18da384886194a33`) are not a number. */
+const digitRun = /(?<!\w)\+?\d[\d\s().-]{6,}\d(?!\w)/g
 
 /** The Luhn checksum of a digit string. */
 export const luhn = (digits: string): boolean => {

@@ -15,6 +15,8 @@ describe("Pii", () => {
       redactText("mail ann.lee+x@example.co.uk, card 4111 1111 1111 1111, call +1 (415) 555-0100, order 12345"),
       "mail [email], card [card], call [phone], order 12345"
     )
+    // Digits inside an identifier are not a phone number.
+    assert.strictEqual(redactText("owner key_18da384886194a33, run_4111111111111111x"), "owner key_18da384886194a33, run_4111111111111111x")
     // 16 digits failing Luhn are not a card; too long for a phone either.
     assert.strictEqual(redactText("ref 4111111111111112"), "ref 4111111111111112")
     assert.deepStrictEqual(redact({ who: "bob@example.com", n: 3, list: ["5555 5555 5555 4444"] }), {
