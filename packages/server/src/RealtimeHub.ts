@@ -93,6 +93,9 @@ const nodeIdConfig = Config.string("EDGE_NODE_ID").pipe(
   Config.map((id) => id.replace(/[^A-Za-z0-9_-]/g, "_").slice(0, 60))
 )
 
+/** Finals handled at once by the hub. */
+const finalsAtOnce = 16
+
 export class RealtimeHub extends Effect.Service<RealtimeHub>()("@tessera/server/RealtimeHub", {
   scoped: Effect.gen(function*() {
     const db = yield* Database
@@ -144,15 +147,24 @@ export class RealtimeHub extends Effect.Service<RealtimeHub>()("@tessera/server/
         }
       })
 
+    // Progress is published in the feed's order. A final (a Postgres insert and a run lookup) is
+    // handled beside the feed, up to `finalsAtOnce` at a time, so one slow insert does not hold
+    // every event behind it; a run's final comes after its progress in the feed, so it is still
+    // published after it.
+    const scope = yield* Effect.scope
+    const finals = yield* Effect.makeSemaphore(finalsAtOnce)
     yield* bus.subscribe({ durable: `edge_${nodeId}`, subjects: ["agent.run.>", "tool.call.>"] }).pipe(
-      Stream.runForEach((delivery) =>
-        handle(delivery.envelope).pipe(
+      Stream.runForEach((delivery) => {
+        const settled = handle(delivery.envelope).pipe(
           Effect.matchCauseEffect({
             onFailure: (cause) => Effect.zipRight(Effect.logWarning("realtime event not handled; redelivering", cause), delivery.nak("1 second")),
             onSuccess: () => delivery.ack
           })
         )
-      ),
+        return finalTypes.has(delivery.envelope.event_type)
+          ? Effect.zipRight(finals.take(1), Effect.forkIn(Effect.ensuring(settled, finals.release(1)), scope))
+          : settled
+      }),
       Effect.tapErrorCause((cause) => Effect.logWarning("realtime feed interrupted; resubscribing", cause)),
       Effect.retry(Schedule.spaced("1 second")),
       Effect.forkScoped
