@@ -416,7 +416,7 @@ export const make = (options: Options): Effect.Effect<Service, never, Database |
     const load = (tenantId: string): Effect.Effect<TenantState> =>
       Effect.gen(function*() {
         const state = emptyState(options)
-        const rows = yield* db.tenant(tenantId)(sql<{ readonly name: string; readonly state: unknown }>`SELECT name, state FROM router_state`).pipe(
+        const rows = yield* db.tenant(tenantId)(sql<{ readonly name: string; readonly state: unknown }>`SELECT name, state FROM router_state WHERE tenant_id = ${tenantId}`).pipe(
           Effect.catchAll((error) => Effect.as(Effect.logWarning(`router state unreadable: ${error.message}`), []))
         )
         for (const row of rows) {
@@ -500,7 +500,7 @@ export const make = (options: Options): Effect.Effect<Service, never, Database |
             INSERT INTO router_state (tenant_id, name, state)
             VALUES (${tenantId}, 'policy', ${JSON.stringify(persisted(emptyStored()))}::jsonb)
             ON CONFLICT (tenant_id, name) DO NOTHING`
-          const rows = yield* sql<{ readonly state: unknown }>`SELECT state FROM router_state WHERE name = 'policy' FOR UPDATE`
+          const rows = yield* sql<{ readonly state: unknown }>`SELECT state FROM router_state WHERE tenant_id = ${tenantId} AND name = 'policy' FOR UPDATE`
           const stored = yield* storedOf(tenantId, rows[0]?.state)
           if (writes.length > 0) {
             yield* sql`INSERT INTO router_decisions ${sql.insert(writes.map((d) => rowOf(tenantId, d)))}
@@ -522,7 +522,7 @@ export const make = (options: Options): Effect.Effect<Service, never, Database |
               : Effect.map(
                 sql<object>`
                   SELECT key, run_id, decided, tier, policy, canary_id, features, passed, answered, repairs, cost_usd, validated, feedback
-                  FROM router_decisions WHERE run_id IN ${sql.in(runIds)} ORDER BY created_at, key FOR UPDATE`,
+                  FROM router_decisions WHERE tenant_id = ${tenantId} AND run_id IN ${sql.in(runIds)} ORDER BY created_at, key FOR UPDATE`,
                 (rows) => rows.flatMap((row) => Either.getOrElse(Either.map(decodeDecisionRow(row), (r) => [trackedOfRow(r)]), () => []))
                   .filter((d) => d.features.length === RouterFeatures.dimension)
               )
@@ -539,11 +539,11 @@ export const make = (options: Options): Effect.Effect<Service, never, Database |
           // Feedback: claimed once (the rows are locked), and applied to every decision of the run,
           // including decisions written now by a node that had not flushed when it was claimed.
           const claimed = yield* sql<{ readonly run_id: string; readonly rating: number }>`
-            UPDATE run_feedback SET pending = false WHERE pending RETURNING run_id, rating`
+            UPDATE run_feedback SET pending = false WHERE tenant_id = ${tenantId} AND pending RETURNING run_id, rating`
           const written = [...new Set(writes.map((d) => d.runId))]
           const rated = written.length === 0
             ? []
-            : yield* sql<{ readonly run_id: string; readonly rating: number }>`SELECT run_id, rating FROM run_feedback WHERE run_id IN ${sql.in(written)}`
+            : yield* sql<{ readonly run_id: string; readonly rating: number }>`SELECT run_id, rating FROM run_feedback WHERE tenant_id = ${tenantId} AND run_id IN ${sql.in(written)}`
           const ratings = new Map([...rated, ...claimed].map((r) => [r.run_id, r.rating]))
           for (const row of yield* decisionsOf([...ratings.keys()])) {
             const current = revised.get(row.key) ?? row
@@ -565,7 +565,7 @@ export const make = (options: Options): Effect.Effect<Service, never, Database |
           addSums(stored, revisions)
           if (replaceCanary !== undefined) stored.canary = replaceCanary
           yield* sql`UPDATE router_state SET state = ${JSON.stringify(persisted(stored))}::jsonb, version = version + 1, updated_at = now()
-            WHERE name = 'policy'`
+            WHERE tenant_id = ${tenantId} AND name = 'policy'`
           return { stored, revised, merged }
         })).pipe(Effect.either)
         if (Either.isLeft(result)) {

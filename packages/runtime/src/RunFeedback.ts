@@ -26,7 +26,7 @@ export const save = (tenantId: string, runId: RunId, request: FeedbackRequest): 
     const db = yield* Database
     const rows = yield* db.tenant(tenantId)(db.sql<FeedbackRow>`
       INSERT INTO run_feedback (tenant_id, run_id, rating, comment)
-      SELECT ${tenantId}, id, ${request.rating}, ${request.comment ?? null} FROM agent_runs WHERE id = ${runId}
+      SELECT ${tenantId}, id, ${request.rating}, ${request.comment ?? null} FROM agent_runs WHERE tenant_id = ${tenantId} AND id = ${runId}
       ON CONFLICT (tenant_id, run_id)
       DO UPDATE SET rating = EXCLUDED.rating, comment = EXCLUDED.comment, pending = true, updated_at = now()
       RETURNING run_id, rating, comment, updated_at`).pipe(
