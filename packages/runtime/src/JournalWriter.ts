@@ -24,8 +24,11 @@ interface Pending {
 
 /** Steps one flush takes at most. */
 const maxBatch = 256
-/** Flushes in flight at once: more commit sooner, fewer batch more. */
-const flushers = 2
+/**
+ * Flushes in flight at once: more commit sooner, fewer batch more. One: Postgres pays a
+ * statement's fixed cost (parse, commit) per batch, and under load the batches are twice as big.
+ */
+const flushers = 1
 
 export class JournalWriter extends Effect.Service<JournalWriter>()("@tessera/runtime/JournalWriter", {
   scoped: Effect.gen(function*() {

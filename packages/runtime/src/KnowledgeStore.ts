@@ -389,9 +389,11 @@ export const make = (options: Options = {}) =>
         }>`
           SELECT c.document_id, c.position, c.text, c.heading_path, d.source_key, d.title
           FROM kb_chunks c JOIN kb_documents d ON d.tenant_id = c.tenant_id AND d.id = c.document_id
-          JOIN jsonb_to_recordset(${
+          -- the LIMIT gives the planner the number of hits: it assumes 100 rows from a function
+          JOIN (SELECT * FROM jsonb_to_recordset(${
           JSON.stringify(ranked.map((r) => ({ document_id: r.documentId, position: r.position })))
-        }::jsonb) AS r(document_id text, position integer) ON r.document_id = c.document_id AND r.position = c.position
+        }::jsonb) AS r(document_id text, position integer) LIMIT ${ranked.length}) AS r
+            ON r.document_id = c.document_id AND r.position = c.position
           WHERE c.tenant_id = ${tenantId}`)
         const byKey = new Map(rows.map((row) => [`${row.document_id}\u0000${row.position}`, row]))
         return ranked.flatMap((r) => {

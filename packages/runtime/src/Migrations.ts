@@ -11,6 +11,7 @@ import workflows from "./migrations/0004_workflows.js"
 import edge from "./migrations/0005_edge.js"
 import llm from "./migrations/0006_llm.js"
 import routerFeedback from "./migrations/0007_router_feedback.js"
+import journalFunction from "./migrations/0008_journal_function.js"
 
 const migrations = {
   "0001_core": core,
@@ -19,7 +20,8 @@ const migrations = {
   "0004_workflows": workflows,
   "0005_edge": edge,
   "0006_llm": llm,
-  "0007_router_feedback": routerFeedback
+  "0007_router_feedback": routerFeedback,
+  "0008_journal_function": journalFunction
 }
 
 export const loader: Migrator.Loader = Migrator.fromRecord(migrations)

@@ -75,9 +75,12 @@ export const loadMany = (
   keys: ReadonlyArray<{ readonly tenantId: string; readonly runId: string }>
 ): Effect.Effect<ReadonlyMap<string, Journal>, SqlError, SqlClient.SqlClient> =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    // The LIMIT tells the planner how many keys there are (it assumes 100 rows from a function and
+    // then scanned every run instead of looking each up by primary key).
     sql<JournalRow>`SELECT ${sql.literal(journalColumns)}
-      FROM agent_runs r JOIN jsonb_to_recordset(${JSON.stringify(keys.map((k) => ({ tenant_id: k.tenantId, id: k.runId })))}::jsonb)
-        AS k(tenant_id text, id text) ON r.tenant_id = k.tenant_id AND r.id = k.id`.pipe(
+      FROM (SELECT * FROM jsonb_to_recordset(${JSON.stringify(keys.map((k) => ({ tenant_id: k.tenantId, id: k.runId })))}::jsonb)
+        AS k(tenant_id text, id text) LIMIT ${keys.length}) AS k
+      JOIN agent_runs r ON r.tenant_id = k.tenant_id AND r.id = k.id`.pipe(
       Effect.map((rows) => new Map(rows.map((row) => [journalKey(row.tenant_id, row.id), toJournal(row)])))
     ))
 
@@ -134,82 +137,53 @@ export interface Append {
 
 /**
  * Journals finished steps (at most one per run, of any tenants) with their events, in one
- * statement, inside the caller's transaction — JournalWriter runs it as `Database.system`, the
+ * statement, inside the caller's transaction — JournalWriter runs it as the system role, the
  * journal being infrastructure shared by the tenants' runs (migration 0003 grants the system role
- * exactly this); every row carries its run's tenant and is matched on it. Per run: the run row's
- * transition (to `started` on its activation's first step, to its end status with the output on
- * its last), the step row and the outbox rows. A run whose step row exists already, or that left
- * the unfinished states, writes nothing (not even its events); the statement answers the
- * `tenant/run` keys it journaled.
+ * exactly this); every row carries its run's tenant and is matched on it. The statement calls
+ * `journal_append_steps` (migration 0008), which per step, by primary key: skips a step whose row
+ * exists; moves the run row (to `started` on its activation's first step, to its end status with
+ * the output on its last) — a step in between leaves the row as it is and only holds it with a
+ * share lock, which orders it with a concurrent Cancel; skips the step if the run left the
+ * unfinished states; inserts the step row and its outbox rows. It answers the `tenant/run` keys
+ * it journaled.
  */
 export const appendSteps = (
   appends: ReadonlyArray<Append>
 ): Effect.Effect<ReadonlySet<string>, SqlError, SqlClient.SqlClient> =>
   Effect.flatMap(SqlClient.SqlClient, (sql) => {
-    const events = appends.flatMap(({ run, step }) => {
-      const own: Array<EventEnvelope> = []
-      if (step.first && run.status === "requested") own.push(event(run, "agent.run.started", { attempt: run.attempts + 1 }))
-      own.push(...step.events)
-      if (step.end !== undefined) own.push(endEvent(run, step.end))
-      return own.map((e) => ({ run_id: run.id, ...Outbox.row(e) }))
+    const rows = appends.map(({ run, step }) => {
+      const events: Array<EventEnvelope> = []
+      if (step.first && run.status === "requested") events.push(event(run, "agent.run.started", { attempt: run.attempts + 1 }))
+      events.push(...step.events)
+      if (step.end !== undefined) events.push(endEvent(run, step.end))
+      return {
+        tenant_id: run.tenant_id,
+        run_id: run.id,
+        step_id: step.stepId,
+        seq: step.seq,
+        kind: step.kind,
+        status: step.status,
+        output: step.output ?? null,
+        started_at: step.startedAt.toISOString(),
+        finished_at: step.finishedAt.toISOString(),
+        next_step: step.next,
+        outcome: step.outcome,
+        tier: step.tier,
+        tokens: step.tokens,
+        cost_usd: step.costUsd,
+        attempts: step.attempts,
+        error: step.error,
+        first: step.first,
+        end_status: step.end?.status ?? null,
+        end_output: step.end?.output ?? null,
+        end_error: step.end?.error ?? null,
+        runner: step.runner,
+        events: events.map((e) => ({ event_id: e.event_id, subject: e.event_type, envelope: Outbox.encode(e) }))
+      }
     })
-    const rows = appends.map(({ run, step }) => ({
-      tenant_id: run.tenant_id,
-      run_id: run.id,
-      step_id: step.stepId,
-      seq: step.seq,
-      kind: step.kind,
-      status: step.status,
-      output: step.output ?? null,
-      started_at: step.startedAt.toISOString(),
-      finished_at: step.finishedAt.toISOString(),
-      next_step: step.next,
-      outcome: step.outcome,
-      tier: step.tier,
-      tokens: step.tokens,
-      cost_usd: step.costUsd,
-      attempts: step.attempts,
-      error: step.error,
-      first: step.first,
-      end_status: step.end?.status ?? null,
-      end_output: step.end?.output ?? null,
-      end_error: step.end?.error ?? null,
-      runner: step.runner
-    }))
-    return sql<{ tenant_id: string; run_id: string }>`
-      WITH input AS (
-        SELECT * FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS i(
-          tenant_id text, run_id text, step_id text, seq integer, kind text, status text, output jsonb, started_at timestamptz,
-          finished_at timestamptz, next_step text, outcome text, tier text, tokens integer, cost_usd numeric,
-          attempts integer, error text, first boolean, end_status text, end_output jsonb, end_error text, runner text)
-      ), run AS (
-        UPDATE agent_runs r SET
-          status = coalesce(i.end_status, 'started'),
-          attempts = r.attempts + CASE WHEN i.first THEN 1 ELSE 0 END,
-          runner = i.runner,
-          output = CASE WHEN i.end_status IS NOT NULL THEN i.end_output ELSE r.output END,
-          error = CASE WHEN i.end_status IS NOT NULL THEN i.end_error ELSE r.error END,
-          finished_at = CASE WHEN i.end_status IS NOT NULL THEN now() ELSE r.finished_at END,
-          updated_at = now()
-        FROM input i
-        WHERE r.tenant_id = i.tenant_id AND r.id = i.run_id AND r.status IN ('requested', 'started')
-          AND NOT EXISTS (SELECT 1 FROM run_steps s WHERE s.tenant_id = i.tenant_id AND s.run_id = i.run_id AND s.step_id = i.step_id)
-        RETURNING r.tenant_id, r.id
-      ), step AS (
-        INSERT INTO run_steps (tenant_id, run_id, step_id, seq, kind, status, output, started_at, finished_at,
-          next_step, outcome, tier, tokens, cost_usd, attempts, error)
-        SELECT i.tenant_id, i.run_id, i.step_id, i.seq, i.kind, i.status, i.output, i.started_at, i.finished_at,
-          i.next_step, i.outcome, i.tier, i.tokens, i.cost_usd, i.attempts, i.error
-        FROM input i JOIN run ON run.tenant_id = i.tenant_id AND run.id = i.run_id
-        ON CONFLICT DO NOTHING RETURNING tenant_id, run_id
-      ), events AS (
-        INSERT INTO outbox (tenant_id, event_id, subject, envelope)
-        SELECT e.tenant_id, e.event_id, e.subject, e.envelope::jsonb
-        FROM jsonb_to_recordset(${JSON.stringify(events)}::jsonb) AS e(run_id text, tenant_id text, event_id text, subject text, envelope text)
-        JOIN step ON step.tenant_id = e.tenant_id AND step.run_id = e.run_id
-        ON CONFLICT (event_id) DO NOTHING
-      )
-      SELECT tenant_id, run_id FROM step`.pipe(Effect.map((written) => new Set(written.map((w) => journalKey(w.tenant_id, w.run_id)))))
+    return sql<{ tenant_id: string; run_id: string }>`SELECT tenant_id, run_id FROM journal_append_steps(${JSON.stringify(rows)}::jsonb)`.pipe(
+      Effect.map((written) => new Set(written.map((w) => journalKey(w.tenant_id, w.run_id))))
+    )
   })
 
 /** Moves an unfinished run to a terminal status with its event; false when it was already finished. */

@@ -3,7 +3,9 @@
  * its runner dies) scans `agent_runs` every `RUN_RECOVERY_INTERVAL` (default 2 s) for runs still
  * `requested` or `started` whose row has not changed for `RUN_RECOVERY_STALE_AFTER` (default
  * 5 s) and sends each a `Start`. Start is idempotent and serialised per run, so waking a run that
- * is in fact progressing on a live runner costs one journal read; a run whose runner was killed
+ * is in fact progressing on a live runner costs at most one journal read (none while it is under
+ * way on its host; a run's row changes when an activation starts and when the run ends, not at
+ * every step, so a long run is woken too); a run whose runner was killed
  * continues, on the runner that now owns its shard, from its first unjournaled step.
  */
 import { Singleton } from "@effect/cluster"

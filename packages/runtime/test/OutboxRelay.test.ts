@@ -16,6 +16,7 @@ import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import { randomBytes } from "node:crypto"
@@ -119,6 +120,21 @@ const receiveExactly = (options: SubscribeOptions, count: number) =>
   })
 
 const ids = (deliveries: ReadonlyArray<Delivery>) => deliveries.map((d) => d.envelope.event_id)
+
+describe("Outbox rows", () => {
+  it("carry exactly the schema's encoding of the envelope", () => {
+    const envelope = new EventEnvelope({
+      ...event("t1", "t1:e1", "tool.call.succeeded"),
+      timestamp: DateTime.unsafeMake(1_700_000_000_123),
+      metadata: { trace: "abc" },
+      payload: { nested: [1, "two", null] }
+    })
+    const encoded = Schema.encodeSync(EventEnvelope)(envelope)
+    assert.deepStrictEqual(Outbox.encode(envelope), encoded)
+    assert.strictEqual(encoded.timestamp, "2023-11-14T22:13:20.123Z")
+    assert.deepStrictEqual(JSON.parse(Outbox.row(envelope).envelope), encoded)
+  })
+})
 
 describe("OutboxRelay with Postgres and JetStream", () => {
   it.layer(Layer.merge(TestDatabase.layer, busLayer), { timeout: "60 seconds" })((it) => {
