@@ -11,9 +11,8 @@
  * outlives `holdAfter` makes it hold a `Hold` message to itself until its runs have ended. `Signal` stores a signal in `run_signals` and wakes the run's `wait` step if it is
  * waiting for it. `Cancel` ends the run in the journal and interrupts its execution.
  *
- * A finished run gives its slot back to the tenant (`RecordUsage.runsFinished`); runs finishing
- * while such a message is in flight are counted into the next one, so under load the host sends
- * one message per batch of runs, not one per run.
+ * A finished run gives its slot back to the tenant (RunSlots: one `RecordUsage` in flight per
+ * tenant for all the hosts of the runner, carrying the runs finished meanwhile).
  */
 import { Entity } from "@effect/cluster"
 import type { Sharding } from "@effect/cluster/Sharding"
@@ -22,7 +21,6 @@ import { RunNotFound } from "@tessera/domain/Errors"
 import { RunId, TenantId } from "@tessera/domain/Ids"
 import { unfinished } from "@tessera/domain/Run"
 import { RunEntity } from "@tessera/domain/RunEntity"
-import { TenantEntity } from "@tessera/domain/TenantEntity"
 import * as Cause from "effect/Cause"
 import * as Config from "effect/Config"
 import * as Deferred from "effect/Deferred"
@@ -41,6 +39,7 @@ import { storageError } from "./internal/storage.js"
 import * as JournalReader from "./JournalReader.js"
 import * as JournalWriter from "./JournalWriter.js"
 import * as RunJournal from "./RunJournal.js"
+import { layer as RunSlotsLayer, RunSlots } from "./RunSlots.js"
 import type { ToolRegistry } from "./ToolRegistry.js"
 import * as WorkflowExecutor from "./WorkflowExecutor.js"
 import type { WorkflowPlans } from "./WorkflowPlans.js"
@@ -48,6 +47,14 @@ import type { WorkflowPlans } from "./WorkflowPlans.js"
 const runsFinished = Metric.counter("tessera_runs_finished_total", {
   description: "Runs that reached a terminal status on this runner"
 })
+
+/** The counter per terminal status, tagged once (tagging per run costs more than the increment). */
+const finishedWith = {
+  completed: Metric.increment(Metric.tagged(runsFinished, "status", "completed")),
+  failed: Metric.increment(Metric.tagged(runsFinished, "status", "failed")),
+  compensated: Metric.increment(Metric.tagged(runsFinished, "status", "compensated")),
+  cancelled: Metric.increment(Metric.tagged(runsFinished, "status", "cancelled"))
+} as const
 
 /**
  * A host with a run in flight this long holds itself with `Hold` (shorter runs are covered by the
@@ -82,7 +89,7 @@ export const layer: Layer.Layer<
       const runner = yield* Entity.CurrentRunnerAddress
       const tenantId = TenantId.make(splitEntityId(address.entityId).tenantId)
       const scope = yield* Scope.Scope
-      const tenant = (yield* TenantEntity.client)(tenantId)
+      const slots = yield* RunSlots
       const self = (yield* RunEntity.client)(address.entityId)
       const db = yield* Database
       const reader = yield* JournalReader.JournalReader
@@ -116,27 +123,7 @@ export const layer: Layer.Layer<
 
       const annotate = (runId: string) => Effect.annotateLogs({ tenant_id: tenantId, run_id: runId })
 
-      // Slots of finished runs not yet given back; at most one RecordUsage in flight.
-      let finishedRuns = 0
-      let releasing = false
-      const giveBack: Effect.Effect<void> = Effect.suspend(() => {
-        const runsFinished = finishedRuns
-        if (runsFinished === 0) {
-          releasing = false
-          return Effect.void
-        }
-        finishedRuns = 0
-        return tenant.RecordUsage({ tokens: 0, costUsd: 0, runsFinished }).pipe(
-          Effect.catchAllCause((cause) => Effect.logWarning("could not give the tenant's run slots back", cause)),
-          Effect.zipRight(giveBack)
-        )
-      })
-      const releaseSlot = Effect.suspend(() => {
-        finishedRuns++
-        if (releasing) return Effect.void
-        releasing = true
-        return Effect.asVoid(Effect.forkIn(giveBack, scope))
-      })
+      const releaseSlot = slots.release(tenantId)
 
       const signalOf = (run: Hosted, name: string) => {
         let deferred = run.signals.get(name)
@@ -171,7 +158,7 @@ export const layer: Layer.Layer<
         const reason = Cause.pretty(cause).split("\n")[0] ?? "execution failed"
         return RunJournal.finish(journal.run, "failed", reason).pipe(
           Effect.flatMap((marked) =>
-            marked ? Effect.zipRight(Metric.increment(Metric.tagged(runsFinished, "status", "failed")), releaseSlot) : Effect.void
+            marked ? Effect.zipRight(finishedWith.failed, releaseSlot) : Effect.void
           ),
           Effect.zipRight(Effect.logError(`run failed after ${maxFailures} attempts`, cause)),
           Effect.catchAllCause((again) => Effect.logError("could not mark the run failed", again))
@@ -182,7 +169,7 @@ export const layer: Layer.Layer<
         WorkflowExecutor.execute(journal, hostOf(journal.run.id, run), { maxSteps }).pipe(
           Effect.flatMap((ended) => {
             failures.delete(journal.run.id)
-            return Effect.zipRight(Metric.increment(Metric.tagged(runsFinished, "status", ended)), releaseSlot)
+            return Effect.zipRight(finishedWith[ended], releaseSlot)
           }),
           // Another activation journaled under us: the journal is authoritative, nothing to redo.
           Effect.catchTag("JournalConflict", () => Effect.logDebug("run journal moved under this activation")),
@@ -247,7 +234,7 @@ export const layer: Layer.Layer<
               const fiber = hosted.get(runId)?.fiber
               if (fiber !== undefined) yield* Fiber.interrupt(fiber)
               failures.delete(runId)
-              yield* Metric.increment(Metric.tagged(runsFinished, "status", "cancelled"))
+              yield* finishedWith.cancelled
               yield* releaseSlot
             }
             return yield* status(runId)
@@ -271,5 +258,5 @@ export const layer: Layer.Layer<
       })
     }),
     { concurrency: "unbounded", maxIdleTime: "1 minute" }
-  ).pipe(Layer.provide([JournalReader.layer, JournalWriter.layer]))
+  ).pipe(Layer.provide([JournalReader.layer, JournalWriter.layer, RunSlotsLayer]))
 }))
