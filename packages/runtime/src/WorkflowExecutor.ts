@@ -586,8 +586,9 @@ export const execute = (
         if (limits.wallMs === undefined) return yield* retried
         const now = yield* Clock.currentTimeMillis
         const remaining = limits.wallMs - (now - startedMs)
-        const overBudget = new RunStopped({ failure: failureOf(new BudgetExceeded({ budget: "wall_ms", limit: limits.wallMs, used: now - startedMs })) })
-        if (remaining <= 0) return yield* overBudget
+        if (remaining <= 0) {
+          return yield* new RunStopped({ failure: failureOf(new BudgetExceeded({ budget: "wall_ms", limit: limits.wallMs, used: now - startedMs })) })
+        }
         return yield* retried.pipe(
           Effect.timeoutFail({
             duration: Duration.millis(remaining),

@@ -98,17 +98,18 @@ export const make = Effect.gen(function*() {
   ) =>
     Effect.gen(function*() {
       const declared = Number(request.headers["content-length"] ?? "0")
-      const tooLarge = new ApiErrors.PayloadTooLarge({
-        code: "payload_too_large",
-        message: `the request body is over the limit of ${maxBodyBytes} bytes`,
-        details: { limit_bytes: maxBodyBytes }
-      })
-      if (Number.isFinite(declared) && declared > maxBodyBytes) return yield* tooLarge
+      const tooLarge = () =>
+        new ApiErrors.PayloadTooLarge({
+          code: "payload_too_large",
+          message: `the request body is over the limit of ${maxBodyBytes} bytes`,
+          details: { limit_bytes: maxBodyBytes }
+        })
+      if (Number.isFinite(declared) && declared > maxBodyBytes) return yield* tooLarge()
       const text: string = yield* request.text.pipe(
         HttpIncomingMessage.withMaxBodySize(Option.some(maxBodyBytes)),
         Effect.catchAll((error): Effect.Effect<never, ApiErrors.PayloadTooLarge | ApiErrors.BadRequest> =>
           error.cause instanceof Error && error.cause.message === "maxBytes exceeded"
-            ? Effect.fail(tooLarge)
+            ? Effect.fail(tooLarge())
             : Effect.fail(new ApiErrors.BadRequest({ code: "unreadable_body", message: "the request body could not be read" }))
         )
       )
