@@ -13,6 +13,7 @@ import * as Config from "effect/Config"
 import * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Scope from "effect/Scope"
@@ -22,6 +23,9 @@ const literal = (value: string): string => {
   if (value.includes("\u0000")) throw new TypeError("a tenant id cannot contain NUL")
   return `'${value.replaceAll("'", "''")}'`
 }
+
+/** The settings of the innermost transaction the fiber is in (`Database.tenant` / `system`). */
+const currentSettings = FiberRef.unsafeMake<string | undefined>(undefined)
 
 export class Database extends Effect.Service<Database>()("@tessera/runtime/Database", {
   effect: Effect.gen(function*() {
@@ -46,13 +50,26 @@ export class Database extends Effect.Service<Database>()("@tessera/runtime/Datab
         rollbackSavepoint: (connection, id) => connection.executeUnprepared(`ROLLBACK TO SAVEPOINT tessera_${id}`, [], undefined)
       })
 
+    /**
+     * Runs `effect` in a transaction with `settings`. Settings made in a savepoint outlive it, so a
+     * transaction nested in one with other settings (another tenant, the system role) puts the outer
+     * ones back when it ends: the rest of the outer transaction must not run as the inner tenant.
+     */
+    const withSettings = (settings: string) => {
+      const inTransaction = transaction(settings)
+      return <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | SqlError, R> =>
+        Effect.flatMap(FiberRef.get(currentSettings), (outer) => {
+          const inner = inTransaction(Effect.locally(effect, currentSettings, settings))
+          return outer === undefined || outer === settings ? inner : Effect.ensuring(inner, Effect.orDie(sql.unsafe(outer)))
+        })
+    }
+
     const tenant = (tenantId: string) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-      transaction(
+      withSettings(
         `SELECT set_config('role', 'tessera_app', true), set_config('app.current_tenant_id', ${literal(tenantId)}, true)`
       )(effect).pipe(Effect.annotateLogs("tenant_id", tenantId))
 
-    const inSystem = transaction("SELECT set_config('role', 'tessera_system', true)")
-    const system = <A, E, R>(effect: Effect.Effect<A, E, R>) => inSystem(effect)
+    const system = withSettings("SELECT set_config('role', 'tessera_system', true)")
 
     /**
      * A connection held by a long-lived system job (JournalWriter, JournalReader) for the scope:

@@ -58,15 +58,23 @@ describe("row-level security", () => {
         assert.strictEqual(visible.length, 0)
       }))
 
-    it.effect("a nested tenant transaction scopes its statements to its own tenant", () =>
+    it.effect("a nested tenant transaction scopes its statements to its own tenant, and the outer one to the outer tenant after it", () =>
       Effect.gen(function*() {
         yield* seed
         const db = yield* Database
-        const ids = yield* db.tenant("tenant_a")(Effect.all([
-          db.sql<{ id: string }>`SELECT id FROM sessions`,
-          db.tenant("tenant_b")(db.sql<{ id: string }>`SELECT id FROM sessions`)
+        const sessions = db.sql<{ id: string }>`SELECT id FROM sessions`.pipe(Effect.map((rows) => rows.map((r) => r.id).join(",")))
+        const role = db.sql<{ role: string }>`SELECT current_user AS role`.pipe(Effect.map((rows) => rows[0]?.role ?? ""))
+        const seen = yield* db.tenant("tenant_a")(Effect.all([
+          sessions,
+          db.tenant("tenant_b")(sessions),
+          sessions,
+          db.tenant("tenant_b")(Effect.zipRight(sessions, Effect.fail("inner failure"))).pipe(Effect.as("failed"), Effect.ignore, Effect.as("failed")),
+          sessions,
+          db.system(role),
+          role,
+          sessions
         ]))
-        assert.deepStrictEqual(ids.map((rows) => rows.map((r) => r.id)), [["s_tenant_a"], ["s_tenant_b"]])
+        assert.deepStrictEqual(seen, ["s_tenant_a", "s_tenant_b", "s_tenant_a", "failed", "s_tenant_a", "tessera_system", "tessera_app", "s_tenant_a"])
       }))
 
     it.effect("without a tenant set, the application role sees nothing", () =>
