@@ -13,7 +13,9 @@
  * and executes), three tool steps each journaled in one statement with its outbox events (the
  * first folds in `started`, the last the completion), until `agent_runs.status = 'completed'`.
  * The raw limit, measured in the same run at the same concurrency: three sequential single-row
- * autocommit INSERTs per run through a plain `pg` pool of the same size.
+ * autocommit INSERTs per run through a plain `pg` pool of the same size. Beside each figure, per
+ * run: this process's CPU time (all its threads) and the time its event loop was busy — the
+ * loop's share is what bounds one Node runner; above the CPU time it means the loop waited for a core.
  *
  * Environment:
  * - `BENCH_SECONDS` (default 5), `BENCH_WARMUP_SECONDS` (default 1)
@@ -108,7 +110,13 @@ interface Result {
   readonly elapsedMs: number
   readonly latencies: ReadonlyArray<number>
   readonly firstFailure: string | undefined
+  /** This process's CPU time (user + system, all its threads) over the measurement, in ms. */
+  readonly cpuMs: number
+  /** Time the event loop (the main thread) was busy over the measurement, in ms. */
+  readonly loopMs: number
 }
+
+const cpuMillis = (usage: NodeJS.CpuUsage) => (usage.user + usage.system) / 1000
 
 const measure = <E, R>(callers: number, seconds: number, op: (caller: number) => Effect.Effect<void, E, R>) =>
   Effect.suspend(() => {
@@ -117,6 +125,8 @@ const measure = <E, R>(callers: number, seconds: number, op: (caller: number) =>
     let failed = 0
     let firstFailure: string | undefined
     const start = performance.now()
+    const cpu = process.cpuUsage()
+    const loop = performance.eventLoopUtilization()
     const deadline = start + seconds * 1000
     const caller = (c: number) =>
       Effect.gen(function*() {
@@ -137,7 +147,9 @@ const measure = <E, R>(callers: number, seconds: number, op: (caller: number) =>
         failed,
         elapsedMs: performance.now() - start,
         latencies: latencies.sort((a, b) => a - b),
-        firstFailure
+        firstFailure,
+        cpuMs: cpuMillis(process.cpuUsage(cpu)),
+        loopMs: performance.eventLoopUtilization(loop).active
       }))
     )
   })
@@ -249,10 +261,11 @@ const program = (s: Settings) =>
     const row = (label: string, r: Result) => {
       const perSecond = r.ok / (r.elapsedMs / 1000)
       return `  ${label.padEnd(44)}${fmt(perSecond).padStart(10)}${fmt(percentile(r.latencies, 0.5), 2).padStart(10)}` +
-        `${fmt(percentile(r.latencies, 0.95), 2).padStart(10)}${fmt(percentile(r.latencies, 0.99), 2).padStart(10)}`
+        `${fmt(percentile(r.latencies, 0.95), 2).padStart(10)}${fmt(percentile(r.latencies, 0.99), 2).padStart(10)}` +
+        `${fmt(r.cpuMs / r.ok, 3).padStart(10)}${fmt(r.loopMs / r.ok, 3).padStart(10)}`
     }
     console.log("")
-    console.log(`  ${"figure".padEnd(44)}${"runs/s".padStart(10)}${"p50 ms".padStart(10)}${"p95 ms".padStart(10)}${"p99 ms".padStart(10)}`)
+    console.log(`  ${"figure".padEnd(44)}${"runs/s".padStart(10)}${"p50 ms".padStart(10)}${"p95 ms".padStart(10)}${"p99 ms".padStart(10)}${"CPU ms".padStart(10)}${"loop ms".padStart(10)}`)
     console.log(row("durable 3-step workflow runs", durable))
     console.log(row("raw limit: 3 sequential INSERTs per run", raw))
     const ratio = (durable.ok / durable.elapsedMs) / (raw.ok / raw.elapsedMs)
