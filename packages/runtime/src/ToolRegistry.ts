@@ -33,6 +33,7 @@ import * as PaymentTools from "./PaymentTools.js"
 import * as RetryPolicy from "./RetryPolicy.js"
 import * as SandboxPayments from "./SandboxPayments.js"
 import * as TicketTools from "./TicketTools.js"
+import * as Timeout from "./Timeout.js"
 import type { Compensation, Tool, ToolContext } from "./Tool.js"
 import { storageFailure } from "./Tool.js"
 
@@ -153,10 +154,7 @@ export const make = (extra: ReadonlyArray<Tool> = []) =>
         }
         const timeout = options.timeout ?? tool.timeout
         const once = attempt(tool, input, context).pipe(
-          Effect.timeoutFail({
-            duration: timeout,
-            onTimeout: () => new ToolTimeout({ tool: name, timeoutMs: Duration.toMillis(timeout) })
-          }),
+          (effect) => Timeout.failAfter(effect, timeout, () => new ToolTimeout({ tool: name, timeoutMs: Duration.toMillis(timeout) })),
           (effect) => bulkheads.run(callContext.tenantId, name, effect),
           (effect) => breakers.run(`${callContext.tenantId}:${name}`, effect, countsAgainstBreaker)
         )

@@ -47,6 +47,7 @@ import { LlmGateway } from "./LlmGateway.js"
 import * as RetryPolicy from "./RetryPolicy.js"
 import { RouterPort } from "./RouterPort.js"
 import * as RunJournal from "./RunJournal.js"
+import * as Timeout from "./Timeout.js"
 import { ToolRegistry } from "./ToolRegistry.js"
 import type * as WorkflowPlan from "./WorkflowPlan.js"
 import { WorkflowPlans } from "./WorkflowPlans.js"
@@ -570,11 +571,10 @@ export const execute = (
         let attemptEffect = attemptStep(step, scope, journalId, visit)
         if (!isTool && step.timeout !== undefined) {
           const timeout = step.timeout
-          attemptEffect = attemptEffect.pipe(
-            Effect.timeoutFail({
-              duration: timeout,
-              onTimeout: (): Failure => ({ ...failureOf(new StepTimeout({ step: step.id, timeoutMs: Duration.toMillis(timeout) })), retryable: true })
-            })
+          attemptEffect = Timeout.failAfter(
+            attemptEffect,
+            timeout,
+            (): Failure => ({ ...failureOf(new StepTimeout({ step: step.id, timeoutMs: Duration.toMillis(timeout) })), retryable: true })
           )
         }
         const policy = isTool ? RetryPolicy.none : step.retry ?? (step.onError._tag === "Retry" ? defaultRetry : RetryPolicy.none)
@@ -589,11 +589,10 @@ export const execute = (
         if (remaining <= 0) {
           return yield* new RunStopped({ failure: failureOf(new BudgetExceeded({ budget: "wall_ms", limit: limits.wallMs, used: now - startedMs })) })
         }
-        return yield* retried.pipe(
-          Effect.timeoutFail({
-            duration: Duration.millis(remaining),
-            onTimeout: () => new RunStopped({ failure: failureOf(new BudgetExceeded({ budget: "wall_ms", limit: limits.wallMs!, used: limits.wallMs! })) })
-          })
+        return yield* Timeout.failAfter(
+          retried,
+          Duration.millis(remaining),
+          () => new RunStopped({ failure: failureOf(new BudgetExceeded({ budget: "wall_ms", limit: limits.wallMs!, used: limits.wallMs! })) })
         )
       })
 
