@@ -9,7 +9,7 @@
  * runs from the journal when it activates.
  */
 import type { Sharding } from "@effect/cluster/Sharding"
-import { TenantId } from "@tessera/domain/Ids"
+import type { TenantId } from "@tessera/domain/Ids"
 import { TenantEntity } from "@tessera/domain/TenantEntity"
 import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
