@@ -18,9 +18,12 @@ class Greeting extends Context.Tag("test/Greeting")<Greeting, string>() {}
 
 const timedOut = () => "timed out" as const
 
-/** An effect that never ends and records that it was interrupted. */
-const hanging = (stopped: Deferred.Deferred<void>) =>
-  Effect.never.pipe(Effect.onInterrupt(() => Deferred.succeed(stopped, undefined)))
+/** An effect that never ends and records that it was interrupted (and, if asked, that it started). */
+const hanging = (stopped: Deferred.Deferred<void>, started?: Deferred.Deferred<void>) =>
+  Effect.zipRight(
+    started === undefined ? Effect.void : Deferred.succeed(started, undefined),
+    Effect.never.pipe(Effect.onInterrupt(() => Deferred.succeed(stopped, undefined)))
+  )
 
 describe("Timeout.failAfter", () => {
   it.effect("an effect that needs no waiting answers at once, with the caller's services and log annotations", () =>
@@ -59,8 +62,9 @@ describe("Timeout.failAfter", () => {
   it.effect("interrupting the caller interrupts the effect", () =>
     Effect.gen(function*() {
       const stopped = yield* Deferred.make<void>()
-      const call = yield* Effect.fork(Timeout.failAfter(hanging(stopped), Duration.seconds(5), timedOut))
-      yield* Effect.yieldNow()
+      const started = yield* Deferred.make<void>()
+      const call = yield* Effect.fork(Timeout.failAfter(hanging(stopped, started), Duration.seconds(5), timedOut))
+      yield* Deferred.await(started)
       yield* Fiber.interrupt(call)
       assert.isTrue(yield* Deferred.isDone(stopped))
     }))
@@ -78,8 +82,9 @@ describe("Timeout.failAfter", () => {
       assert.deepStrictEqual(yield* Fiber.await(call), Exit.succeed(7))
 
       const interrupted = yield* Deferred.make<void>()
-      const waiting = yield* Effect.fork(Timeout.failAfter(hanging(interrupted), Duration.minutes(1), timedOut))
-      yield* Effect.yieldNow()
+      const began = yield* Deferred.make<void>()
+      const waiting = yield* Effect.fork(Timeout.failAfter(hanging(interrupted, began), Duration.minutes(1), timedOut))
+      yield* Deferred.await(began)
       yield* Fiber.interrupt(waiting)
       assert.isTrue(yield* Deferred.isDone(interrupted))
     }))
