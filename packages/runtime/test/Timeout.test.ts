@@ -25,6 +25,16 @@ const hanging = (stopped: Deferred.Deferred<void>, started?: Deferred.Deferred<v
     Effect.never.pipe(Effect.onInterrupt(() => Deferred.succeed(stopped, undefined)))
   )
 
+/** A caller waiting on a hanging effect is interrupted: the effect is interrupted too. */
+const callerInterrupted = Effect.gen(function*() {
+  const stopped = yield* Deferred.make<void>()
+  const started = yield* Deferred.make<void>()
+  const call = yield* Effect.fork(Timeout.failAfter(hanging(stopped, started), Duration.minutes(1), timedOut))
+  yield* Deferred.await(started)
+  yield* Fiber.interrupt(call)
+  assert.isTrue(yield* Deferred.isDone(stopped))
+})
+
 describe("Timeout.failAfter", () => {
   it.effect("an effect that needs no waiting answers at once, with the caller's services and log annotations", () =>
     Effect.gen(function*() {
@@ -59,17 +69,9 @@ describe("Timeout.failAfter", () => {
       assert.deepStrictEqual(yield* Fiber.await(failed), Exit.fail("boom"))
     }))
 
-  it.effect("interrupting the caller interrupts the effect", () =>
-    Effect.gen(function*() {
-      const stopped = yield* Deferred.make<void>()
-      const started = yield* Deferred.make<void>()
-      const call = yield* Effect.fork(Timeout.failAfter(hanging(stopped, started), Duration.seconds(5), timedOut))
-      yield* Deferred.await(started)
-      yield* Fiber.interrupt(call)
-      assert.isTrue(yield* Deferred.isDone(stopped))
-    }))
+  it.effect("on the TestClock: interrupting the caller interrupts the effect", () => callerInterrupted)
 
-  it.live("on the live clock: a timer interrupts the effect at the deadline, an earlier end clears it", () =>
+  it.live("on the live clock: a timer interrupts the effect at the deadline, an earlier end clears it, interrupting the caller interrupts the effect", () =>
     Effect.gen(function*() {
       const stopped = yield* Deferred.make<void>()
       const exit = yield* Effect.exit(Timeout.failAfter(hanging(stopped), Duration.millis(10), timedOut))
@@ -81,11 +83,6 @@ describe("Timeout.failAfter", () => {
       yield* Deferred.succeed(ready, 7)
       assert.deepStrictEqual(yield* Fiber.await(call), Exit.succeed(7))
 
-      const interrupted = yield* Deferred.make<void>()
-      const began = yield* Deferred.make<void>()
-      const waiting = yield* Effect.fork(Timeout.failAfter(hanging(interrupted, began), Duration.minutes(1), timedOut))
-      yield* Deferred.await(began)
-      yield* Fiber.interrupt(waiting)
-      assert.isTrue(yield* Deferred.isDone(interrupted))
+      yield* callerInterrupted
     }))
 })
