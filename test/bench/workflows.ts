@@ -9,8 +9,8 @@
  * (`ClusterRunner.layerSingle`) with the Tenant and Run entities, the real ToolRegistry (plus the
  * no-op tool) and the WorkflowExecutor.
  *
- * A run: INSERT the requested run row, Run.Start (volatile message; the entity loads the journal
- * and executes), three tool steps each journaled in one statement with its outbox events (the
+ * A run: INSERT the requested run row, Run.Start carrying it (volatile message; the host executes
+ * it without reading it back, as after Session.Send), three tool steps each journaled in one statement with its outbox events (the
  * first folds in `started`, the last the completion), until `agent_runs.status = 'completed'`.
  * The raw limit, measured in the same run at the same concurrency: three sequential single-row
  * autocommit INSERTs per run through a plain `pg` pool of the same size. Beside each figure, per
@@ -238,6 +238,7 @@ const program = (s: Settings) =>
     }).pipe(Effect.forever)
     const poller = yield* Effect.forkScoped(poll)
     const runs = yield* RunEntity.handles
+    const requested = new RunEntity.RequestedRun({ workflow: threeSteps.name, input: {}, sessionId: null, userId: null })
     let seq = 0
     const runOnce = (c: number) =>
       Effect.gen(function*() {
@@ -247,7 +248,7 @@ const program = (s: Settings) =>
           VALUES (${tenantId}, ${id}, ${threeSteps.name}, 'requested', '{}')`
         const done = yield* Deferred.make<string>()
         waiting.set(id, { tenantId, done })
-        yield* runs(tenantId, id).Start()
+        yield* runs(tenantId, id).Start(requested)
         const status = yield* Deferred.await(done)
         if (status !== "completed") return yield* Effect.fail(`run ${id} ended ${status}`)
       })

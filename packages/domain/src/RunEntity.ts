@@ -6,6 +6,8 @@
  * entity for every run (an activation costs more CPU than the run's whole journal; Restate's
  * partition processors make the same trade). `Start` is idempotent: it replays the journal and
  * goes on from the first unfinished step, so the recovery scan may send it for any run at any time.
+ * A caller that has just recorded the run (Session.Send) passes it along as `requested`, and the
+ * host starts from it without reading the journal back.
  *
  * Callers address runs through `handles` (tenant + run id), not through host ids.
  */
@@ -16,7 +18,7 @@ import { Rpc } from "@effect/rpc"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { RunNotFound, StorageError } from "./Errors.js"
-import { RunId, type TenantId } from "./Ids.js"
+import { RunId, SessionId, type TenantId, UserId } from "./Ids.js"
 import { Run } from "./Run.js"
 
 /** Run partitions per tenant. Part of the address of every run: changing it moves runs between hosts. */
@@ -37,9 +39,25 @@ export const entityId = (tenantId: TenantId, runId: RunId): string => `${tenantI
 
 const runPayload = { runId: RunId }
 
-/** Sets the run going on its host and answers at once; `Status` follows it. */
+/**
+ * The run as its caller has just recorded it (committed, still `requested`, no steps yet): what
+ * the host would otherwise read back from the journal.
+ */
+export class RequestedRun extends Schema.Class<RequestedRun>("RequestedRun")({
+  workflow: Schema.String,
+  input: Schema.Unknown,
+  sessionId: Schema.NullOr(SessionId),
+  userId: Schema.NullOr(UserId)
+}) {}
+
+/**
+ * Sets the run going on its host and answers at once; `Status` follows it. With `requested` the
+ * host trusts it instead of loading the journal: a late or repeated `Start` of a run that has
+ * meanwhile moved on then finds its first step already journaled and stops (JournalConflict),
+ * having at most repeated that step's side effect under the same idempotency key, as after a crash.
+ */
 export const Start = Rpc.make("Start", {
-  payload: runPayload,
+  payload: { ...runPayload, requested: Schema.optional(RequestedRun) },
   error: Schema.Union(RunNotFound, StorageError)
 })
 
@@ -84,7 +102,7 @@ type Undelivered = MailboxFull | AlreadyProcessingMessage | PersistenceError
 /** Typed handles on runs by tenant and run id; every call goes to the run's host. */
 export const handles: Effect.Effect<
   (tenantId: TenantId, runId: RunId) => {
-    readonly Start: () => Effect.Effect<void, RunNotFound | StorageError | Undelivered>
+    readonly Start: (requested?: RequestedRun) => Effect.Effect<void, RunNotFound | StorageError | Undelivered>
     readonly Status: () => Effect.Effect<Run, RunNotFound | StorageError | Undelivered>
     readonly Cancel: (reason: string) => Effect.Effect<Run, RunNotFound | StorageError | Undelivered>
     readonly Signal: (name: string, payload: unknown) => Effect.Effect<void, RunNotFound | StorageError | Undelivered>
@@ -94,7 +112,7 @@ export const handles: Effect.Effect<
 > = Effect.map(RunEntity.client, (hosts) => (tenantId, runId) => {
   const host = hosts(entityId(tenantId, runId))
   return {
-    Start: () => host.Start({ runId }),
+    Start: (requested) => host.Start(requested === undefined ? { runId } : { runId, requested }),
     Status: () => host.Status({ runId }),
     Cancel: (reason) => host.Cancel({ runId, reason }),
     Signal: (name, payload) => host.Signal({ runId, name, payload })

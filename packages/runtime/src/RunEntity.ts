@@ -3,7 +3,8 @@
  *
  * `Start` loads the run's journal (JournalReader groups concurrent loads) and executes its
  * workflow (WorkflowExecutor, on the plans of WorkflowPlans) from its first unjournaled step in a
- * fiber of the host's, answering as soon as the run is under way. `Start` is
+ * fiber of the host's, answering as soon as the run is under way; a `Start` that carries the run
+ * its caller has just recorded (`requested`) skips the load. `Start` is
  * idempotent: a run already under way here, or finished, is left alone, so the recovery scan
  * (RunRecovery) can wake any unfinished run on whichever runner now owns its partition; a step
  * that another activation journaled first is never finished twice (see RunJournal). A host is
@@ -20,7 +21,7 @@ import type * as SqlClient from "@effect/sql/SqlClient"
 import { RunNotFound } from "@tessera/domain/Errors"
 import { RunId, TenantId } from "@tessera/domain/Ids"
 import { unfinished } from "@tessera/domain/Run"
-import { RunEntity } from "@tessera/domain/RunEntity"
+import { type RequestedRun, RunEntity } from "@tessera/domain/RunEntity"
 import * as Cause from "effect/Cause"
 import * as Config from "effect/Config"
 import * as Deferred from "effect/Deferred"
@@ -61,6 +62,28 @@ const finishedWith = {
  * host's idle time, which starts after its last message). Well under the host's `maxIdleTime`.
  */
 const holdAfter = "10 seconds"
+
+/** The journal of a run its caller has just recorded: the row as written, no steps. */
+const requestedJournal = (tenantId: TenantId, runId: RunId, requested: RequestedRun): RunJournal.Journal => {
+  const now = new Date()
+  return {
+    run: {
+      tenant_id: tenantId,
+      id: runId,
+      session_id: requested.sessionId,
+      user_id: requested.userId,
+      workflow: requested.workflow,
+      status: "requested",
+      input: requested.input,
+      output: null,
+      error: null,
+      attempts: 0,
+      created_at: now,
+      updated_at: now
+    },
+    steps: []
+  }
+}
 
 /** Consecutive failed executions (storage down, a step failing) after which a run is marked failed. */
 const maxFailures = 5
@@ -205,12 +228,17 @@ export const layer: Layer.Layer<
         })
 
       return RunEntity.of({
-        Start: ({ payload: { runId } }) =>
+        Start: ({ payload: { requested, runId } }) =>
           Effect.suspend(() => {
             const run = claim(runId)
             if (run === undefined) return Effect.void
             return Effect.gen(function*() {
-              const journal = yield* reader.load(tenantId, runId)
+              // Only the caller that recorded the run passes `requested`, before anyone else knows
+              // its id; should the journal have moved on anyway, the first step's statement finds
+              // it so and the execution stops (JournalConflict).
+              const journal = requested === undefined
+                ? yield* reader.load(tenantId, runId)
+                : requestedJournal(tenantId, runId, requested)
               if (journal === undefined) return yield* new RunNotFound({ runId })
               if (!unfinished.includes(journal.run.status)) return yield* release(runId)
               // The run belongs to the host, not to the caller: `Start` answers now.

@@ -195,7 +195,9 @@ export const layer: Layer.Layer<never, never, Database | SqlClient.SqlClient | S
             const [entry] = yield* decodeEntries(written)
             remember(entry!)
             // The run goes on without the caller; if this message is lost, the recovery scan wakes the run.
-            yield* runs(tenantId, runId).Start().pipe(
+            yield* runs(tenantId, runId).Start(
+              new RunEntity.RequestedRun({ workflow: run.workflow, input, sessionId: SessionId.make(sessionId), userId: payload.userId })
+            ).pipe(
               Effect.catchAllCause((cause) => Effect.logWarning("run start not delivered; recovery will wake it", cause))
             )
             return new SendResult({ runId, messageId })

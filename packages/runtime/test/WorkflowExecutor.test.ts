@@ -24,12 +24,15 @@ import { Database } from "../src/Database.js"
 import * as KnowledgeStore from "../src/KnowledgeStore.js"
 import * as LocalEmbedder from "../src/LocalEmbedder.js"
 import * as PgVectorStore from "../src/PgVectorStore.js"
+import * as JournalWriter from "../src/JournalWriter.js"
 import * as RunEntityLive from "../src/RunEntity.js"
+import type * as RunJournal from "../src/RunJournal.js"
 import * as SandboxPayments from "../src/SandboxPayments.js"
 import * as TenantEntityLive from "../src/TenantEntity.js"
 import * as TestDatabase from "../src/TestDatabase.js"
 import * as Tool from "../src/Tool.js"
 import * as ToolRegistry from "../src/ToolRegistry.js"
+import * as WorkflowExecutor from "../src/WorkflowExecutor.js"
 import { WorkflowPlans } from "../src/WorkflowPlans.js"
 import type * as WorkflowPlan from "../src/WorkflowPlan.js"
 
@@ -156,7 +159,8 @@ const Cluster = Layer.mergeAll(TenantEntityLive.layer, RunEntityLive.layer).pipe
 const tenantId = TenantId.make("shop")
 let counter = 0
 
-const startRun = (workflow: string, input: Record<string, unknown>) =>
+/** Records a run and starts it, handing the host the run as recorded when `requested` (as Session.Send does). */
+const startRun = (workflow: string, input: Record<string, unknown>, options: { readonly requested?: boolean } = {}) =>
   Effect.gen(function*() {
     const db = yield* Database
     const tenants = yield* TenantEntity.client
@@ -165,7 +169,7 @@ const startRun = (workflow: string, input: Record<string, unknown>) =>
     yield* db.tenant(tenantId)(db.sql`INSERT INTO agent_runs (tenant_id, id, workflow, status, input)
       VALUES (${tenantId}, ${runId}, ${workflow}, 'requested', ${JSON.stringify(input)})`)
     const run = (yield* RunEntity.handles)(tenantId, runId)
-    yield* run.Start()
+    yield* run.Start(options.requested ? new RunEntity.RequestedRun({ workflow, input, sessionId: null, userId: null }) : undefined)
     return { runId, run }
   })
 
@@ -421,6 +425,50 @@ describe("WorkflowExecutor", () => {
       const succeeded = replayed.filter((e) => e.subject === "tool.call.succeeded").map((e) => e.step)
       assert.deepStrictEqual(succeeded, ["reserve", "charge", "confirm", "email"])
     }).pipe(Effect.provide(Cluster)))
+
+  it.scoped("a Start carrying the run as recorded runs it without a journal read; a late copy after the run ended changes nothing", () =>
+    Effect.gen(function*() {
+      plans.set("create_order", createOrder())
+      const input = orderInput("kim@example.com")
+      const { runId } = yield* startRun("create_order", input, { requested: true })
+      const done = yield* settled(runId)
+      assert.strictEqual(done.status, "completed")
+      assert.strictEqual(done.attempts, 1)
+      const before = yield* subjects(runId)
+
+      // What the host does with a late `Start` carrying the same `requested`: execute from an empty journal.
+      const stale: RunJournal.Journal = {
+        run: {
+          tenant_id: tenantId,
+          id: runId,
+          session_id: null,
+          user_id: null,
+          workflow: "create_order",
+          status: "requested",
+          input,
+          output: null,
+          error: null,
+          attempts: 0,
+          created_at: new Date(),
+          updated_at: new Date()
+        },
+        steps: []
+      }
+      const host: WorkflowExecutor.Host = { runner: "test:0", awaitSignal: () => Effect.never }
+      const again = yield* WorkflowExecutor.execute(stale, host).pipe(Effect.either)
+      assert.isTrue(Either.isLeft(again) && again.left._tag === "JournalConflict", String(again))
+
+      const after = yield* settled(runId)
+      assert.strictEqual(after.status, "completed")
+      assert.strictEqual(after.attempts, 1)
+      assert.deepStrictEqual(after.steps.map((s) => s.stepId), done.steps.map((s) => s.stepId))
+      // The repeated first step met its idempotency key: one order, no second charge, no new events.
+      const orders = yield* query((sql) => sql<{ n: string }>`SELECT count(*) AS n FROM orders WHERE created_by_run = ${runId}`)
+      assert.strictEqual(Number(orders[0]?.n), 1)
+      const charges = yield* query((sql) => sql<{ n: string }>`SELECT count(*) AS n FROM payment_charges WHERE customer = ${input.email}`)
+      assert.strictEqual(Number(charges[0]?.n), 1)
+      assert.deepStrictEqual(yield* subjects(runId), before)
+    }).pipe(Effect.provide(JournalWriter.layer.pipe(Layer.provideMerge(Cluster)))))
 
   it.scoped("a workflow step runs its sub-workflow inline on the same journal; branch and on_error continue steer the run", () =>
     Effect.gen(function*() {
