@@ -28,7 +28,13 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 
-/** Failover settings: a killed runner's shards are taken over within about `shardLockExpiration`. */
+/**
+ * Failover settings: a killed runner's shards are taken over within about `shardLockExpiration`.
+ * A message to an entity on this runner is handed over as it is, not serialized and decoded again
+ * to simulate a remote runner (the cluster's default, ≈ 7 % of a durable run's CPU in
+ * bench:workflows); the tests' TestRunner keeps simulating it, so every message is still checked
+ * to survive the wire.
+ */
 const defaults: Partial<ShardingConfig.ShardingConfig["Type"]> = {
   shardsPerGroup: 300,
   shardLockRefreshInterval: "2 seconds",
@@ -36,7 +42,8 @@ const defaults: Partial<ShardingConfig.ShardingConfig["Type"]> = {
   refreshAssignmentsInterval: "1 second",
   runnerHealthCheckInterval: "5 seconds",
   entityMessagePollInterval: "1 second",
-  entityReplyPollInterval: "100 millis"
+  entityReplyPollInterval: "100 millis",
+  simulateRemoteSerialization: false
 }
 
 const storage = Layer.mergeAll(Layer.orDie(SqlMessageStorage.layer), Layer.orDie(SqlRunnerStorage.layer))
