@@ -14,8 +14,10 @@
  * first folds in `started`, the last the completion), until `agent_runs.status = 'completed'`.
  * The raw limit, measured in the same run at the same concurrency: three sequential single-row
  * autocommit INSERTs per run through a plain `pg` pool of the same size. Beside each figure, per
- * run: this process's CPU time (all its threads) and the time its event loop was busy — the
- * loop's share is what bounds one Node runner; above the CPU time it means the loop waited for a core.
+ * run: this process's CPU time (all its threads), the time its event loop was busy — the loop's
+ * share is what bounds one Node runner; above the CPU time it means the loop waited for a core —
+ * and the CPU time of the database's Postgres backends (read from `/proc`, so only when Postgres
+ * runs on this machine; "n/a" otherwise).
  *
  * Environment:
  * - `BENCH_SECONDS` (default 5), `BENCH_WARMUP_SECONDS` (default 1)
@@ -53,6 +55,7 @@ import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Schema from "effect/Schema"
+import * as fs from "node:fs"
 import * as os from "node:os"
 import { performance } from "node:perf_hooks"
 import pg from "pg"
@@ -114,12 +117,45 @@ interface Result {
   readonly cpuMs: number
   /** Time the event loop (the main thread) was busy over the measurement, in ms. */
   readonly loopMs: number
+  /** CPU time of the benchmark database's Postgres backends over the measurement, in ms, if readable. */
+  readonly postgresMs: number | undefined
 }
 
 const cpuMillis = (usage: NodeJS.CpuUsage) => (usage.user + usage.system) / 1000
 
+/** Linux's clock tick for `/proc/<pid>/stat` times (USER_HZ, 100 on every mainstream kernel). */
+const ticksPerSecond = 100
+
+/**
+ * CPU time so far (user + system, ms) of each backend serving this database, by pid, from
+ * `/proc/<pid>/stat`; none when Postgres is not on this machine.
+ */
+const postgresCpu = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const backends = yield* sql<{ pid: number }>`SELECT pid FROM pg_stat_activity WHERE datname = current_database()`
+  const times = new Map<number, number>()
+  for (const { pid } of backends) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+      times.set(pid, (Number(fields[11]) + Number(fields[12])) * 1000 / ticksPerSecond)
+    } catch {
+      return undefined
+    }
+  }
+  return times
+}).pipe(Effect.orDie)
+
+/** CPU ms the backends spent between two readings (a backend that started in between counts from zero). */
+const postgresSpent = (before: ReadonlyMap<number, number> | undefined, after: ReadonlyMap<number, number> | undefined) => {
+  if (before === undefined || after === undefined) return undefined
+  let spent = 0
+  for (const [pid, ms] of after) spent += ms - (before.get(pid) ?? 0)
+  return spent
+}
+
 const measure = <E, R>(callers: number, seconds: number, op: (caller: number) => Effect.Effect<void, E, R>) =>
-  Effect.suspend(() => {
+  Effect.flatMap(postgresCpu, (postgresBefore) => {
     const latencies: Array<number> = []
     let ok = 0
     let failed = 0
@@ -142,14 +178,16 @@ const measure = <E, R>(callers: number, seconds: number, op: (caller: number) =>
         }
       })
     return Effect.forEach(Array.from({ length: callers }, (_, c) => c), caller, { concurrency: "unbounded", discard: true }).pipe(
-      Effect.map((): Result => ({
+      Effect.zipRight(postgresCpu),
+      Effect.map((postgresAfter): Result => ({
         ok,
         failed,
         elapsedMs: performance.now() - start,
         latencies: latencies.sort((a, b) => a - b),
         firstFailure,
         cpuMs: cpuMillis(process.cpuUsage(cpu)),
-        loopMs: performance.eventLoopUtilization(loop).active
+        loopMs: performance.eventLoopUtilization(loop).active,
+        postgresMs: postgresSpent(postgresBefore, postgresAfter)
       }))
     )
   })
@@ -263,10 +301,11 @@ const program = (s: Settings) =>
       const perSecond = r.ok / (r.elapsedMs / 1000)
       return `  ${label.padEnd(44)}${fmt(perSecond).padStart(10)}${fmt(percentile(r.latencies, 0.5), 2).padStart(10)}` +
         `${fmt(percentile(r.latencies, 0.95), 2).padStart(10)}${fmt(percentile(r.latencies, 0.99), 2).padStart(10)}` +
-        `${fmt(r.cpuMs / r.ok, 3).padStart(10)}${fmt(r.loopMs / r.ok, 3).padStart(10)}`
+        `${fmt(r.cpuMs / r.ok, 3).padStart(10)}${fmt(r.loopMs / r.ok, 3).padStart(10)}` +
+        `${(r.postgresMs === undefined ? "n/a" : fmt(r.postgresMs / r.ok, 3)).padStart(10)}`
     }
     console.log("")
-    console.log(`  ${"figure".padEnd(44)}${"runs/s".padStart(10)}${"p50 ms".padStart(10)}${"p95 ms".padStart(10)}${"p99 ms".padStart(10)}${"CPU ms".padStart(10)}${"loop ms".padStart(10)}`)
+    console.log(`  ${"figure".padEnd(44)}${"runs/s".padStart(10)}${"p50 ms".padStart(10)}${"p95 ms".padStart(10)}${"p99 ms".padStart(10)}${"CPU ms".padStart(10)}${"loop ms".padStart(10)}${"PG ms".padStart(10)}`)
     console.log(row("durable 3-step workflow runs", durable))
     console.log(row("raw limit: 3 sequential INSERTs per run", raw))
     const ratio = (durable.ok / durable.elapsedMs) / (raw.ok / raw.elapsedMs)

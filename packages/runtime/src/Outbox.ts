@@ -6,36 +6,17 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { EventEnvelope } from "@tessera/domain/Event"
-import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 
-/**
- * The envelope's JSON form (what `Schema.encode(EventEnvelope)` answers). An envelope was checked
- * when it was made, and only its timestamp has an encoding of its own, so the fields are copied
- * rather than run through the schema again: a run writes several events per step.
- */
-export const encode = (event: EventEnvelope): typeof EventEnvelope.Encoded => ({
-  event_type: event.event_type,
-  event_id: event.event_id,
-  timestamp: DateTime.formatIso(event.timestamp),
-  tenant_id: event.tenant_id,
-  user_id: event.user_id,
-  run_id: event.run_id,
-  workflow: event.workflow,
-  tier: event.tier,
-  metadata: event.metadata,
-  payload: event.payload
-})
-
-/** The outbox row of an event, for statements that write it together with their state change. */
-export const row = (event: EventEnvelope) => ({
+/** The outbox row of an event (in its JSON form), for statements that write it together with their state change. */
+export const row = (event: typeof EventEnvelope.Encoded) => ({
   tenant_id: event.tenant_id,
   event_id: event.event_id,
   subject: event.event_type,
-  envelope: JSON.stringify(encode(event))
+  envelope: JSON.stringify(event)
 })
 
-export const append = (events: ReadonlyArray<EventEnvelope>) =>
+export const append = (events: ReadonlyArray<typeof EventEnvelope.Encoded>) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
     events.length === 0
       ? Effect.void

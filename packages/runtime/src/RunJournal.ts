@@ -10,10 +10,9 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import { EventEnvelope, type EventType } from "@tessera/domain/Event"
+import type { EventEnvelope, EventType } from "@tessera/domain/Event"
 import type { RunStatus } from "@tessera/domain/Run"
 import * as Data from "effect/Data"
-import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import { Database } from "./Database.js"
 import type { RunRow, StepRow } from "./internal/rows.js"
@@ -27,20 +26,23 @@ export interface Journal {
   readonly steps: ReadonlyArray<StepRow>
 }
 
-/** An event of the run; its fields are well-typed by construction, so the schema check is skipped (hot path). */
-export const event = (run: RunRow, type: EventType, payload: unknown, suffix: string = type): EventEnvelope =>
-  new EventEnvelope({
-    event_type: type,
-    event_id: `${run.tenant_id}:${run.id}:${suffix}`,
-    timestamp: DateTime.unsafeNow(),
-    tenant_id: run.tenant_id,
-    user_id: run.user_id,
-    run_id: run.id,
-    workflow: run.workflow,
-    tier: null,
-    metadata: {},
-    payload
-  }, true)
+/**
+ * An event of the run, in its JSON form (`EventEnvelope`'s encoding, typed by it): what the outbox
+ * stores. Built as such rather than as an `EventEnvelope` to encode again: a run writes several
+ * per step.
+ */
+export const event = (run: RunRow, type: EventType, payload: unknown, suffix: string = type): typeof EventEnvelope.Encoded => ({
+  event_type: type,
+  event_id: `${run.tenant_id}:${run.id}:${suffix}`,
+  timestamp: new Date().toISOString(),
+  tenant_id: run.tenant_id,
+  user_id: run.user_id,
+  run_id: run.id,
+  workflow: run.workflow,
+  tier: null,
+  metadata: {},
+  payload
+})
 
 type JournalRow = RunRow & { readonly steps: ReadonlyArray<JsonStep> }
 
@@ -113,7 +115,7 @@ export interface StepWrite {
   readonly attempts: number
   readonly error: string | null
   /** The step's own events (tool.call.*), written with it. */
-  readonly events: ReadonlyArray<EventEnvelope>
+  readonly events: ReadonlyArray<typeof EventEnvelope.Encoded>
   /** First step this activation writes: also moves the run to `started`. */
   readonly first: boolean
   /** Set on the run's last step: also ends the run. */
@@ -122,7 +124,7 @@ export interface StepWrite {
   readonly runner: string
 }
 
-const endEvent = (run: RunRow, end: RunEnd): EventEnvelope =>
+const endEvent = (run: RunRow, end: RunEnd): typeof EventEnvelope.Encoded =>
   end.status === "completed"
     ? event(run, "agent.run.completed", { output: end.output })
     : event(run, "agent.run.failed", { reason: end.error, compensated: end.status === "compensated" })
@@ -152,7 +154,7 @@ export const appendSteps = (
 ): Effect.Effect<ReadonlySet<string>, SqlError, SqlClient.SqlClient> =>
   Effect.flatMap(SqlClient.SqlClient, (sql) => {
     const rows = appends.map(({ run, step }) => {
-      const events: Array<EventEnvelope> = []
+      const events: Array<typeof EventEnvelope.Encoded> = []
       if (step.first && run.status === "requested") events.push(event(run, "agent.run.started", { attempt: run.attempts + 1 }))
       events.push(...step.events)
       if (step.end !== undefined) events.push(endEvent(run, step.end))
@@ -178,7 +180,7 @@ export const appendSteps = (
         end_output: step.end?.output ?? null,
         end_error: step.end?.error ?? null,
         runner: step.runner,
-        events: events.map((e) => ({ event_id: e.event_id, subject: e.event_type, envelope: Outbox.encode(e) }))
+        events: events.map((e) => ({ event_id: e.event_id, subject: e.event_type, envelope: e }))
       }
     })
     return sql<{ tenant_id: string; run_id: string }>`SELECT tenant_id, run_id FROM journal_append_steps(${JSON.stringify(rows)}::jsonb)`.pipe(

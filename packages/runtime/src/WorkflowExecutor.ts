@@ -100,7 +100,7 @@ interface Outcome {
   readonly tier: string | null
   readonly tokens: number
   readonly costUsd: number
-  readonly events: ReadonlyArray<EventEnvelope>
+  readonly events: ReadonlyArray<typeof EventEnvelope.Encoded>
   readonly outcome: string
 }
 
@@ -332,7 +332,7 @@ export const execute = (
             const key = `${run.id}:${journalId}`
             if (Either.isLeft(called)) {
               const failure = failureOf(called.left)
-              return yield* Effect.fail<Failure & { readonly events: ReadonlyArray<EventEnvelope> }>({
+              return yield* Effect.fail<Failure & { readonly events: ReadonlyArray<typeof EventEnvelope.Encoded> }>({
                 ...failure,
                 events: toolEvents(journalId, kind.call.tool, input, key, Either.left(failure))
               })
@@ -666,7 +666,7 @@ export const execute = (
             }
             const startedAt = yield* Clock.currentTimeMillis
             const result = yield* executeStep(step, scope, journalId, visit).pipe(
-              Effect.catchIf((e): e is Failure & { readonly events?: ReadonlyArray<EventEnvelope> } => !("_tag" in e), (e) => Effect.succeed(e))
+              Effect.catchIf((e): e is Failure & { readonly events?: ReadonlyArray<typeof EventEnvelope.Encoded> } => !("_tag" in e), (e) => Effect.succeed(e))
             )
             const atTop = depth === 0
             if ("code" in result) {

@@ -25,6 +25,7 @@ import { type Delivery, EventBus, type SubscribeOptions } from "../src/EventBus.
 import * as NatsEventBus from "../src/NatsEventBus.js"
 import * as Outbox from "../src/Outbox.js"
 import * as OutboxRelay from "../src/OutboxRelay.js"
+import * as RunJournal from "../src/RunJournal.js"
 import * as TestDatabase from "../src/TestDatabase.js"
 
 const suffix = randomBytes(5).toString("hex")
@@ -51,6 +52,9 @@ const event = (tenantId: string, eventId: string, eventType: EventType = "agent.
     payload: { answer: 42 }
   })
 
+/** An envelope as the outbox stores it. */
+const encode = Schema.encodeSync(EventEnvelope)
+
 /** A tenant row and its events, committed together (or not at all). */
 const createTenant = (tenantId: string, events: ReadonlyArray<EventEnvelope>) =>
   Effect.gen(function*() {
@@ -59,7 +63,7 @@ const createTenant = (tenantId: string, events: ReadonlyArray<EventEnvelope>) =>
     yield* sql`INSERT INTO plans (name, limits) VALUES ('free', '{}') ON CONFLICT DO NOTHING`
     yield* db.tenant(tenantId)(Effect.gen(function*() {
       yield* sql`INSERT INTO tenants (tenant_id, name, plan, limits) VALUES (${tenantId}, ${tenantId}, 'free', '{}')`
-      yield* Outbox.append(events)
+      yield* Outbox.append(events.map((e) => encode(e)))
     }))
   })
 
@@ -122,17 +126,26 @@ const receiveExactly = (options: SubscribeOptions, count: number) =>
 const ids = (deliveries: ReadonlyArray<Delivery>) => deliveries.map((d) => d.envelope.event_id)
 
 describe("Outbox rows", () => {
-  it("carry exactly the schema's encoding of the envelope", () => {
-    const envelope = new EventEnvelope({
-      ...event("t1", "t1:e1", "tool.call.succeeded"),
-      timestamp: DateTime.unsafeMake(1_700_000_000_123),
-      metadata: { trace: "abc" },
-      payload: { nested: [1, "two", null] }
-    })
-    const encoded = Schema.encodeSync(EventEnvelope)(envelope)
-    assert.deepStrictEqual(Outbox.encode(envelope), encoded)
-    assert.strictEqual(encoded.timestamp, "2023-11-14T22:13:20.123Z")
-    assert.deepStrictEqual(JSON.parse(Outbox.row(envelope).envelope), encoded)
+  it("carry a run's events in exactly the envelope schema's encoding", () => {
+    const run = {
+      tenant_id: "t1",
+      id: "run_1",
+      session_id: null,
+      user_id: "u1",
+      workflow: "echo",
+      status: "started" as const,
+      input: {},
+      output: null,
+      error: null,
+      attempts: 1,
+      created_at: new Date(),
+      updated_at: new Date()
+    }
+    const encoded = RunJournal.event(run, "tool.call.succeeded", { nested: [1, "two", null] }, "tool.call.succeeded:s1")
+    const envelope = Schema.decodeUnknownSync(EventEnvelope)(encoded)
+    assert.strictEqual(envelope.event_id, "t1:run_1:tool.call.succeeded:s1")
+    assert.deepStrictEqual(Schema.encodeSync(EventEnvelope)(envelope), encoded)
+    assert.deepStrictEqual(JSON.parse(Outbox.row(encoded).envelope), encoded)
   })
 })
 
@@ -172,7 +185,7 @@ describe("OutboxRelay with Postgres and JetStream", () => {
         const eventId = "ghost:run_1:completed"
         const failed = yield* db.tenant("ghost")(Effect.gen(function*() {
           yield* db.sql`INSERT INTO tenants (tenant_id, name, plan, limits) VALUES ('ghost', 'ghost', 'free', '{}')`
-          yield* Outbox.append([event("ghost", eventId)])
+          yield* Outbox.append([encode(event("ghost", eventId))])
           return yield* Effect.fail("validation failed after the write")
         })).pipe(Effect.flip)
         assert.strictEqual(failed, "validation failed after the write")
@@ -193,7 +206,7 @@ describe("OutboxRelay with Postgres and JetStream", () => {
         // A row whose envelope does not decode, and a tenant whose id cannot be a subject token.
         yield* db.tenant("poison")(db.sql`INSERT INTO outbox (tenant_id, event_id, subject, envelope)
           VALUES ('poison', 'poison:1', 'agent.run.completed', '{"not":"an envelope"}')`)
-        yield* db.tenant("bad.tenant")(Outbox.append([event("bad.tenant", "bt:1"), event("bad.tenant", "bt:2")]))
+        yield* db.tenant("bad.tenant")(Outbox.append([encode(event("bad.tenant", "bt:1")), encode(event("bad.tenant", "bt:2"))]))
         yield* createTenant("after_poison", [event("after_poison", "ap:1")])
 
         yield* OutboxRelay.relayOnce()
@@ -256,7 +269,7 @@ describe("OutboxRelay with Postgres and JetStream", () => {
         assert.deepStrictEqual(ids(first), ["bg:1"])
 
         yield* Effect.flatMap(Database, (db) =>
-          db.tenant("bg")(Outbox.append([event("bg", "bg:2", "agent.run.started")])))
+          db.tenant("bg")(Outbox.append([encode(event("bg", "bg:2", "agent.run.started"))])))
         // Each step moves the test clock by one interval (the relay may not have gone back to
         // sleep when the clock moved, so one step is not always a tick), then pulls for up to 1 s;
         // an empty pull means "not yet", and the number of steps bounds the whole wait.
