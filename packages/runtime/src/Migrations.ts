@@ -12,6 +12,7 @@ import edge from "./migrations/0005_edge.js"
 import llm from "./migrations/0006_llm.js"
 import routerFeedback from "./migrations/0007_router_feedback.js"
 import journalFunction from "./migrations/0008_journal_function.js"
+import runStepsWithoutForeignKey from "./migrations/0009_run_steps_without_foreign_key.js"
 
 const migrations = {
   "0001_core": core,
@@ -21,7 +22,8 @@ const migrations = {
   "0005_edge": edge,
   "0006_llm": llm,
   "0007_router_feedback": routerFeedback,
-  "0008_journal_function": journalFunction
+  "0008_journal_function": journalFunction,
+  "0009_run_steps_without_foreign_key": runStepsWithoutForeignKey
 }
 
 export const loader: Migrator.Loader = Migrator.fromRecord(migrations)
