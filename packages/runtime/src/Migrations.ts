@@ -12,7 +12,7 @@ import edge from "./migrations/0005_edge.js"
 import llm from "./migrations/0006_llm.js"
 import routerFeedback from "./migrations/0007_router_feedback.js"
 import journalFunction from "./migrations/0008_journal_function.js"
-import runStepsWithoutForeignKey from "./migrations/0009_run_steps_without_foreign_key.js"
+import lighterRunWrites from "./migrations/0009_lighter_run_writes.js"
 
 const migrations = {
   "0001_core": core,
@@ -23,7 +23,7 @@ const migrations = {
   "0006_llm": llm,
   "0007_router_feedback": routerFeedback,
   "0008_journal_function": journalFunction,
-  "0009_run_steps_without_foreign_key": runStepsWithoutForeignKey
+  "0009_lighter_run_writes": lighterRunWrites
 }
 
 export const loader: Migrator.Loader = Migrator.fromRecord(migrations)
