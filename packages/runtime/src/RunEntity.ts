@@ -21,7 +21,7 @@ import type * as SqlClient from "@effect/sql/SqlClient"
 import { RunNotFound } from "@tessera/domain/Errors"
 import { RunId, TenantId } from "@tessera/domain/Ids"
 import { unfinished } from "@tessera/domain/Run"
-import { type RequestedRun, RunEntity } from "@tessera/domain/RunEntity"
+import { RunEntity } from "@tessera/domain/RunEntity"
 import * as Cause from "effect/Cause"
 import * as Config from "effect/Config"
 import * as Deferred from "effect/Deferred"
@@ -62,28 +62,6 @@ const finishedWith = {
  * host's idle time, which starts after its last message). Well under the host's `maxIdleTime`.
  */
 const holdAfter = "10 seconds"
-
-/** The journal of a run its caller has just recorded: the row as written, no steps. */
-const requestedJournal = (tenantId: TenantId, runId: RunId, requested: RequestedRun): RunJournal.Journal => {
-  const now = new Date()
-  return {
-    run: {
-      tenant_id: tenantId,
-      id: runId,
-      session_id: requested.sessionId,
-      user_id: requested.userId,
-      workflow: requested.workflow,
-      status: "requested",
-      input: requested.input,
-      output: null,
-      error: null,
-      attempts: 0,
-      created_at: now,
-      updated_at: now
-    },
-    steps: []
-  }
-}
 
 /** Consecutive failed executions (storage down, a step failing) after which a run is marked failed. */
 const maxFailures = 5
@@ -238,7 +216,7 @@ export const layer: Layer.Layer<
               // it so and the execution stops (JournalConflict).
               const journal = requested === undefined
                 ? yield* reader.load(tenantId, runId)
-                : requestedJournal(tenantId, runId, requested)
+                : RunJournal.requested(tenantId, runId, requested)
               if (journal === undefined) return yield* new RunNotFound({ runId })
               if (!unfinished.includes(journal.run.status)) return yield* release(runId)
               // The run belongs to the host, not to the caller: `Start` answers now.

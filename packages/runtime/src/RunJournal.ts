@@ -12,6 +12,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import type { EventEnvelope, EventType } from "@tessera/domain/Event"
 import type { RunStatus } from "@tessera/domain/Run"
+import type { RequestedRun } from "@tessera/domain/RunEntity"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import { Database } from "./Database.js"
@@ -61,6 +62,28 @@ const toJournal = ({ steps, ...run }: JournalRow): Journal => ({
     cost_usd: Number(step.cost_usd)
   }))
 })
+
+/** The journal of a run as its caller records it: the `requested` row, no steps. */
+export const requested = (tenantId: string, runId: string, run: RequestedRun): Journal => {
+  const now = new Date()
+  return {
+    run: {
+      tenant_id: tenantId,
+      id: runId,
+      session_id: run.sessionId,
+      user_id: run.userId,
+      workflow: run.workflow,
+      status: "requested",
+      input: run.input,
+      output: null,
+      error: null,
+      attempts: 0,
+      created_at: now,
+      updated_at: now
+    },
+    steps: []
+  }
+}
 
 /** The run row and its steps in one statement, in the tenant's transaction. */
 export const load = (tenantId: string, runId: string): Effect.Effect<Journal | undefined, SqlError, Database> =>

@@ -23,7 +23,6 @@ import * as Schema from "effect/Schema"
 import { randomUUID } from "node:crypto"
 import { Database } from "./Database.js"
 import { activations } from "./EntityMetrics.js"
-import type { RunRow } from "./internal/rows.js"
 import { splitEntityId } from "./internal/entityId.js"
 import { clusterErrors, storageError } from "./internal/storage.js"
 import * as RunJournal from "./RunJournal.js"
@@ -133,20 +132,13 @@ export const layer: Layer.Layer<never, never, Database | SqlClient.SqlClient | S
             const messageId = MessageId.make(`msg_${randomUUID()}`)
             const seq = current.next_seq
             const input = { message: payload.message, context: payload.context, sessionId, messageId }
-            const run: RunRow = {
-              tenant_id: tenantId,
-              id: runId,
-              session_id: sessionId,
-              user_id: payload.userId,
+            const requested = new RunEntity.RequestedRun({
               workflow: payload.workflow,
-              status: "requested",
               input,
-              output: null,
-              error: null,
-              attempts: 0,
-              created_at: new Date(),
-              updated_at: new Date()
-            }
+              sessionId: SessionId.make(sessionId),
+              userId: payload.userId
+            })
+            const { run } = RunJournal.requested(tenantId, runId, requested)
             // One statement: the message, the session's next sequence number, the run row and its event.
             const record = inTenant(sql<MessageRow>`
               WITH message AS (
@@ -195,9 +187,7 @@ export const layer: Layer.Layer<never, never, Database | SqlClient.SqlClient | S
             const [entry] = yield* decodeEntries(written)
             remember(entry!)
             // The run goes on without the caller; if this message is lost, the recovery scan wakes the run.
-            yield* runs(tenantId, runId).Start(
-              new RunEntity.RequestedRun({ workflow: run.workflow, input, sessionId: SessionId.make(sessionId), userId: payload.userId })
-            ).pipe(
+            yield* runs(tenantId, runId).Start(requested).pipe(
               Effect.catchAllCause((cause) => Effect.logWarning("run start not delivered; recovery will wake it", cause))
             )
             return new SendResult({ runId, messageId })

@@ -26,7 +26,7 @@ import * as LocalEmbedder from "../src/LocalEmbedder.js"
 import * as PgVectorStore from "../src/PgVectorStore.js"
 import * as JournalWriter from "../src/JournalWriter.js"
 import * as RunEntityLive from "../src/RunEntity.js"
-import type * as RunJournal from "../src/RunJournal.js"
+import * as RunJournal from "../src/RunJournal.js"
 import * as SandboxPayments from "../src/SandboxPayments.js"
 import * as TenantEntityLive from "../src/TenantEntity.js"
 import * as TestDatabase from "../src/TestDatabase.js"
@@ -426,7 +426,7 @@ describe("WorkflowExecutor", () => {
       assert.deepStrictEqual(succeeded, ["reserve", "charge", "confirm", "email"])
     }).pipe(Effect.provide(Cluster)))
 
-  it.scoped("a Start carrying the run as recorded runs it without a journal read; a late copy after the run ended changes nothing", () =>
+  it.scoped("a Start carrying the run as its caller recorded it runs it; a late copy after the run ended changes nothing", () =>
     Effect.gen(function*() {
       plans.set("create_order", createOrder())
       const input = orderInput("kim@example.com")
@@ -437,23 +437,7 @@ describe("WorkflowExecutor", () => {
       const before = yield* subjects(runId)
 
       // What the host does with a late `Start` carrying the same `requested`: execute from an empty journal.
-      const stale: RunJournal.Journal = {
-        run: {
-          tenant_id: tenantId,
-          id: runId,
-          session_id: null,
-          user_id: null,
-          workflow: "create_order",
-          status: "requested",
-          input,
-          output: null,
-          error: null,
-          attempts: 0,
-          created_at: new Date(),
-          updated_at: new Date()
-        },
-        steps: []
-      }
+      const stale = RunJournal.requested(tenantId, runId, new RunEntity.RequestedRun({ workflow: "create_order", input, sessionId: null, userId: null }))
       const host: WorkflowExecutor.Host = { runner: "test:0", awaitSignal: () => Effect.never }
       const again = yield* WorkflowExecutor.execute(stale, host).pipe(Effect.either)
       assert.isTrue(Either.isLeft(again) && again.left._tag === "JournalConflict", String(again))
