@@ -10,8 +10,9 @@
  * no-op tool) and the WorkflowExecutor.
  *
  * A run: INSERT the requested run row, Run.Start carrying it (volatile message; the host executes
- * it without reading it back, as after Session.Send), three tool steps each journaled in one statement with its outbox events (the
- * first folds in `started`, the last the completion), until `agent_runs.status = 'completed'`.
+ * it without reading it back, as after Session.Send), three tool steps each journaled in one
+ * statement with its outbox events (the first folds in `started`, the last the completion), until
+ * `agent_runs.status = 'completed'`.
  * The raw limit, measured in the same run at the same concurrency: three sequential single-row
  * autocommit INSERTs per run through a plain `pg` pool of the same size. Beside each figure, per
  * run: this process's CPU time (all its threads), the time its event loop was busy — the loop's
